@@ -1,0 +1,1 @@
+"""Architectures, one per file, in family folders that follow catalog.tsv."""

@@ -1,0 +1,1 @@
+"""The contrastive family (see catalog.tsv)."""

@@ -1,0 +1,1 @@
+"""The convolutional family (see catalog.tsv)."""

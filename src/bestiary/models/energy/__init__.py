@@ -1,0 +1,1 @@
+"""The energy family (see catalog.tsv)."""

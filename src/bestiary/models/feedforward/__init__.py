@@ -1,0 +1,1 @@
+"""The feedforward family (see catalog.tsv)."""

@@ -1,0 +1,1 @@
+"""The generative family (see catalog.tsv)."""

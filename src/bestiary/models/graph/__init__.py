@@ -1,0 +1,1 @@
+"""The graph family (see catalog.tsv)."""

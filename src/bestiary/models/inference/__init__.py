@@ -1,0 +1,1 @@
+"""The inference family (see catalog.tsv)."""

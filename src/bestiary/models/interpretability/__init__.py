@@ -1,0 +1,1 @@
+"""The interpretability family (see catalog.tsv)."""

@@ -1,0 +1,1 @@
+"""The liquid family (see catalog.tsv)."""

@@ -1,0 +1,1 @@
+"""The memory family (see catalog.tsv)."""

@@ -1,0 +1,1 @@
+"""The meta family (see catalog.tsv)."""

@@ -1,0 +1,1 @@
+"""The multimodal family (see catalog.tsv)."""

@@ -1,0 +1,1 @@
+"""The neuromorphic family (see catalog.tsv)."""

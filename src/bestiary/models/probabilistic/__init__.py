@@ -1,0 +1,1 @@
+"""The probabilistic family (see catalog.tsv)."""

@@ -1,0 +1,1 @@
+"""The recurrent family (see catalog.tsv)."""

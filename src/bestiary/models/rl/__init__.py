@@ -1,0 +1,1 @@
+"""The rl family (see catalog.tsv)."""

@@ -1,0 +1,1 @@
+"""The robotics family (see catalog.tsv)."""

@@ -1,0 +1,1 @@
+"""The scientific family (see catalog.tsv)."""

@@ -1,0 +1,1 @@
+"""The ssm family (see catalog.tsv)."""

@@ -1,0 +1,1 @@
+"""The vision family (see catalog.tsv)."""

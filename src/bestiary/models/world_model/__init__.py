@@ -1,0 +1,1 @@
+"""The world_model family (see catalog.tsv)."""
