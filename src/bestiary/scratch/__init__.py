@@ -1,0 +1,14 @@
+"""NumPy-only foundations: autograd engines, layers, optimizers (no torch import).
+
+- `Value` / `micrograd_nn`: a scalar autograd engine and an MLP on it (micrograd style).
+- `Tensor`: vectorised reverse-mode autograd over float64 NumPy arrays.
+- `nn`: Linear, MLP, Embedding, RNN, LSTM, attention, losses on `Tensor`.
+- `optim`: SGD, RMSprop, Adam, AdamW and learning-rate schedules with torch's semantics.
+"""
+
+from bestiary.scratch.micrograd_nn import MLP as MicroMLP
+from bestiary.scratch.micrograd_nn import Layer as MicroLayer
+from bestiary.scratch.micrograd_nn import MicroModule, Neuron
+from bestiary.scratch.value import Value
+
+__all__ = ["MicroLayer", "MicroMLP", "MicroModule", "Neuron", "Value"]
