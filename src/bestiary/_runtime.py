@@ -5,9 +5,6 @@ from __future__ import annotations
 import os
 import random
 
-import numpy as np
-import torch
-
 
 def quick() -> bool:
     """True in quick mode (env BESTIARY_QUICK=1): notebooks shrink their work to about a minute."""
@@ -16,11 +13,16 @@ def quick() -> bool:
 
 def device() -> torch.device:
     """CUDA when present, else CPU."""
+    import torch
+
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def seed_everything(seed: int = 0) -> None:
     """Seed Python, NumPy and torch (all devices)."""
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -204,9 +204,7 @@ def resolve(name: str) -> tuple[ModelCard, str | None]:
         return _MODELS[key], None
     if key in _PRESETS:
         return _MODELS[_PRESETS[key]], key
-    raise RegistryError(
-        f"unknown model {name!r}.{_close_matches(key)} (bestiary.list_models() lists all)"
-    )
+    raise RegistryError(f"unknown model {name!r}.{_close_matches(key)} (bestiary.list_models() lists all)")
 
 
 def card(name: str) -> ModelCard:

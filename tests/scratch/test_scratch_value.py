@@ -96,8 +96,10 @@ def test_micrograd_mlp_matches_torch_with_copied_weights():
     linears = [m for m in torch_model if isinstance(m, torch.nn.Linear)]
     with torch.no_grad():
         for layer, lin in zip(model.layers, linears):
-            lin.weight.copy_(torch.tensor([[w.data for w in n.w] for n in layer.neurons]))
-            lin.bias.copy_(torch.tensor([n.b.data for n in layer.neurons]))
+            lin.weight.copy_(
+                torch.tensor([[w.data for w in n.w] for n in layer.neurons], dtype=torch.float64)
+            )
+            lin.bias.copy_(torch.tensor([n.b.data for n in layer.neurons], dtype=torch.float64))
     xs = [[0.5, -1.0, 2.0], [1.5, 0.3, -0.7]]
     ys = [1.0, -1.0]
     loss = sum(((model(x) - y) ** 2 for x, y in zip(xs, ys)), Value(0.0)) / len(xs)

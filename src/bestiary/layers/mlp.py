@@ -1,0 +1,56 @@
+"""Position-wise feed-forward blocks: the classic two-layer MLP and the gated SwiGLU.
+
+SwiGLU: "GLU Variants Improve Transformer" (Shazeer, 2020, arXiv:2002.05202).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "gelu_tanh": lambda: nn.GELU(approximate="tanh"),
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "identity": nn.Identity,
+}
+
+
+def make_activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+class FeedForward(nn.Module):
+    """d_model -> d_ff -> activation -> d_model."""
+
+    def __init__(
+        self, d_model: int, d_ff: int, activation: str = "gelu", bias: bool = True, dropout: float = 0.0
+    ):
+        super().__init__()
+        self.up = nn.Linear(d_model, d_ff, bias=bias)
+        self.act = make_activation(activation)
+        self.down = nn.Linear(d_ff, d_model, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.down(self.act(self.up(x))))
+
+
+class SwiGLU(nn.Module):
+    """down(silu(gate(x)) * up(x)): the gate decides, per hidden unit, how much of `up` passes."""
+
+    def __init__(self, d_model: int, d_ff: int, bias: bool = False, dropout: float = 0.0):
+        super().__init__()
+        self.gate = nn.Linear(d_model, d_ff, bias=bias)
+        self.up = nn.Linear(d_model, d_ff, bias=bias)
+        self.down = nn.Linear(d_ff, d_model, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.down(F.silu(self.gate(x)) * self.up(x)))
