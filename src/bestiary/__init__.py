@@ -37,7 +37,26 @@ _EXPORTS = {
     "register": "bestiary.registry",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ConfigError",
+    "LanguageModel",
+    "ModelCard",
+    "Preset",
+    "RegistryError",
+    "build",
+    "build_lm",
+    "card",
+    "config",
+    "count_params",
+    "device",
+    "example_input",
+    "families",
+    "list_models",
+    "list_presets",
+    "quick",
+    "register",
+    "seed_everything",
+]
 
 
 def __getattr__(name: str) -> Any:
