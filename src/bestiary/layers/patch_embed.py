@@ -1,0 +1,59 @@
+"""Image input checks and patch embedding: cut an image into patches, project each to a vector.
+
+"An Image is Worth 16x16 Words" (Dosovitskiy et al., 2020, arXiv:2010.11929). A Conv2d with
+kernel = stride = patch size is exactly "flatten each non-overlapping patch, then apply one shared
+Linear layer": each output pixel sees one patch and no two patches overlap.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bestiary.layers.checks import ShapeError, check_shape
+
+
+def check_image(
+    x: torch.Tensor,
+    in_channels: int,
+    *,
+    multiple_of: int = 1,
+    image_size: int | None = None,
+    name: str = "image",
+) -> None:
+    """Check an image batch (B, C, H, W): C must be `in_channels`; H and W must be multiples of
+    `multiple_of` (the patch size, or the total downsampling factor); if `image_size` is given
+    (models with learned position embeddings), H and W must equal it."""
+    if image_size is not None:
+        check_shape(x, "B C H W", name=name, C=in_channels, H=image_size, W=image_size)
+    else:
+        check_shape(x, "B C H W", name=name, C=in_channels)
+    height, width = x.shape[-2:]
+    if height % multiple_of or width % multiple_of:
+        raise ShapeError(
+            f"expected {name} of shape (B, C={in_channels}, H, W) with H and W multiples of "
+            f"{multiple_of}, got {tuple(x.shape)}"
+        )
+
+
+class PatchEmbed(nn.Module):
+    """(B, C, H, W) -> (B, N, d_model) with N = (H/p)(W/p) patches, in row-major order.
+
+    `norm=True` adds a LayerNorm after the projection (Swin does this; ViT does not).
+    """
+
+    def __init__(self, in_channels: int, d_model: int, patch_size: int, norm: bool = False):
+        super().__init__()
+        self.in_channels, self.patch_size = in_channels, patch_size
+        self.proj = nn.Conv2d(in_channels, d_model, kernel_size=patch_size, stride=patch_size)
+        self.norm = nn.LayerNorm(d_model) if norm else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_image(x, self.in_channels, multiple_of=self.patch_size)
+        x = self.proj(x)  # (B, D, H/p, W/p)
+        x = x.flatten(2).transpose(1, 2)  # (B, N, D)
+        return self.norm(x)
+
+    def grid(self, x: torch.Tensor) -> tuple[int, int]:
+        """(rows, cols) of the patch grid for an image `x`."""
+        return x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size

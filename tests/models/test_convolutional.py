@@ -1,0 +1,82 @@
+"""Convolutional family: outputs against transformers (copied weights), shapes, bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import bestiary
+from bestiary.layers.checks import ShapeError
+
+transformers = pytest.importorskip("transformers")
+
+
+def copy_in_order(ours: torch.nn.Module, theirs: list[tuple[str, torch.Tensor]]) -> None:
+    """Copy a reference state dict into ours tensor by tensor, in order, checking every shape.
+
+    The order of `theirs` is arranged by the caller to follow our module order; a mismatch in
+    any shape (a missing bias, a wrong width) fails loudly.
+    """
+    mine = ours.state_dict()
+    assert len(mine) == len(theirs), f"{len(mine)} tensors in ours, {len(theirs)} in the reference"
+    new = {}
+    for (name, tensor), (their_name, their_tensor) in zip(mine.items(), theirs):
+        assert tensor.shape == their_tensor.shape, f"{name} {tuple(tensor.shape)} vs {their_name}"
+        new[name] = their_tensor.clone()
+    ours.load_state_dict(new)
+
+
+def _block_prefix(key: str, marker: str) -> str:
+    return key[: key.index(marker)] if marker in key else key
+
+
+def _hf_resnet_ordered(hf_model) -> list[tuple[str, torch.Tensor]]:
+    """HF registers a block's shortcut before its convs; ours after: move the shortcut last."""
+    items = list(hf_model.state_dict().items())
+    first_seen: dict[str, int] = {}
+    for i, (key, _) in enumerate(items):
+        first_seen.setdefault(_block_prefix(key, ".shortcut."), i)
+
+    def sort_key(item_index):
+        i, (key, _) = item_index
+        if ".shortcut." in key:
+            return (first_seen[_block_prefix(key, ".shortcut.")], 1, i)
+        prefix = _block_prefix(key, ".layer.")
+        return (first_seen.get(prefix, i), 0, i)
+
+    return [item for _, item in sorted(enumerate(items), key=sort_key)]
+
+
+@pytest.mark.parametrize("block", ["basic", "bottleneck"])
+def test_resnet_matches_transformers(block):
+    from transformers import ResNetConfig, ResNetForImageClassification
+
+    torch.manual_seed(0)
+    hf_config = ResNetConfig(
+        num_channels=3,
+        embedding_size=8,
+        hidden_sizes=[8 * (4 if block == "bottleneck" else 1), 16 * (4 if block == "bottleneck" else 1)],
+        depths=[2, 1],
+        layer_type=block,
+        num_labels=5,
+    )
+    hf = ResNetForImageClassification(hf_config).eval()
+    ours = bestiary.build("resnet", block=block, layers=(2, 1), d_model=8, num_classes=5).eval()
+    # make BatchNorm running statistics non-trivial so they are checked too
+    for module in hf.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 1.5)
+            module.weight.data.uniform_(0.5, 1.5)
+    copy_in_order(ours, _hf_resnet_ordered(hf))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), hf(x).logits, rtol=1e-4, atol=1e-5)
+
+
+def test_resnet_bad_input_names_expected_shape():
+    model = bestiary.build("resnet", tiny=True)
+    with pytest.raises(ShapeError, match=r"C=3"):
+        model(torch.randn(2, 1, 16, 16))
+    with pytest.raises(ShapeError, match=r"expected image of shape"):
+        model(torch.randn(3, 16, 16))  # forgot the batch dimension
