@@ -9,6 +9,20 @@
 from bestiary.scratch.micrograd_nn import MLP as MicroMLP
 from bestiary.scratch.micrograd_nn import Layer as MicroLayer
 from bestiary.scratch.micrograd_nn import MicroModule, Neuron
+from bestiary.scratch.tensor import Tensor, concatenate, matmul, no_grad, stack, tensor, where
 from bestiary.scratch.value import Value
 
-__all__ = ["MicroLayer", "MicroMLP", "MicroModule", "Neuron", "Value"]
+__all__ = [
+    "MicroLayer",
+    "MicroMLP",
+    "MicroModule",
+    "Neuron",
+    "Tensor",
+    "Value",
+    "concatenate",
+    "matmul",
+    "no_grad",
+    "stack",
+    "tensor",
+    "where",
+]

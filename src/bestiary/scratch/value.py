@@ -9,10 +9,12 @@ and runs those closures from the output back to the leaves.
     y = (a * b + a.exp()).tanh()
     y.backward()            # fills a.grad and b.grad with dy/da, dy/db
 
-Gradients ACCUMULATE (`+=`), exactly like torch: calling `backward()` twice without
-resetting `.grad = 0.0` in between adds the two gradients. This is what makes a node that
-is used twice (``a * a``) receive both contributions, and it is why training loops zero
-gradients before each backward pass.
+Gradients ACCUMULATE (`+=`), exactly like torch: within one pass this is what makes a node
+used twice (``a * a``) receive both contributions; across passes, calling `backward()` twice
+without resetting the leaves' `.grad = 0.0` adds the two gradients — which is why training
+loops zero gradients before each backward pass. (Intermediate nodes keep the gradient of the
+latest pass only, so calling `backward()` twice on the same graph doubles the leaves'
+gradients, exactly as torch does with ``retain_graph=True``.)
 
 Reference: A. Karpathy, "micrograd" (github.com/karpathy/micrograd, 2020); the chain rule
 in reverse mode follows Linnainmaa (1970) / Rumelhart, Hinton & Williams, "Learning
@@ -208,6 +210,12 @@ class Value:
             for child in node._prev:
                 if id(child) not in visited:
                     stack.append((child, False))
+        # Intermediate nodes hold the gradient of THIS backward pass only (reset here); leaves
+        # (inputs and parameters, which have no parents) accumulate across calls, like torch.
+        # Without the reset, a second backward through the same graph would double-count.
+        for node in topo:
+            if node._prev:
+                node.grad = 0.0
         self.grad += float(grad)
         for node in reversed(topo):
             node._backward()
