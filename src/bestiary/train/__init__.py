@@ -1,0 +1,25 @@
+"""Training engine: a small explicit :class:`Trainer`, schedules, checkpoints, evaluation.
+
+from bestiary.train import Trainer, ShuffledBatches, warmup_cosine, evaluate, accuracy
+"""
+
+from bestiary.train.batches import ShuffledBatches, shard_batch, to_device
+from bestiary.train.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
+from bestiary.train.metrics import accuracy, evaluate
+from bestiary.train.schedules import constant, warmup_cosine
+from bestiary.train.trainer import Trainer
+
+__all__ = [
+    "Checkpoint",
+    "ShuffledBatches",
+    "Trainer",
+    "accuracy",
+    "constant",
+    "evaluate",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "save_checkpoint",
+    "shard_batch",
+    "to_device",
+    "warmup_cosine",
+]

@@ -1,0 +1,397 @@
+"""A small, explicit training loop: the ``Trainer``.
+
+Everything a real training run needs, in one class you can read top to bottom:
+
+- **progress and history**: a ``tqdm.auto`` bar (rank 0 only, ``progress=False`` to hide) and a list
+  of dicts ``{"step", "loss", "lr", "time_s", ...}`` -- ``pandas.DataFrame(trainer.history)`` plots it;
+- **periodic evaluation**: ``eval_fn(model) -> float | dict`` and/or ``eval_data`` (batches, scored
+  with the training loss) every ``eval_every`` steps and at the end;
+- **gradient accumulation** over ``grad_accum_steps`` micro-batches and **clipping** of the global norm;
+- **learning-rate schedule**: a multiplier ``f(step)``, e.g. ``partial(warmup_cosine, warmup=..., total=...)``;
+- **mixed precision**: ``amp="bf16"`` (autocast, CPU or GPU) or ``amp="fp16"`` (autocast + GradScaler, GPU);
+- **seeds and exact resume**: checkpoints (safetensors + JSON, atomic) hold the model, the optimizer, the
+  step, the history and every RNG state, so stopping and resuming gives bit-identical weights on CPU;
+- **torchrun**: launched with ``torchrun --nproc_per_node=N``, each process joins the group (Gloo on
+  CPU, NCCL on GPU), the model is wrapped in ``DistributedDataParallel``, each rank trains on its slice
+  of the global batch, and only rank 0 prints and writes checkpoints.
+
+The data contract is described in :mod:`bestiary.train.batches`: ``train_data`` is a callable
+``get_batch(i)`` (random access by micro-batch index -- resume is exact by construction) or an iterable
+of batches; either way it yields *global* batches that the Trainer shards over processes.
+
+Example::
+
+    model = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 3))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    trainer = Trainer(model, opt, ShuffledBatches(x, y, batch_size=32), loss_fn=F.cross_entropy,
+                      max_steps=500, lr_schedule=partial(warmup_cosine, warmup=50, total=500))
+    history = trainer.fit()
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from bestiary._runtime import seed_everything
+from bestiary.train import distributed
+from bestiary.train.batches import shard_batch, to_device
+from bestiary.train.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from bestiary.train.metrics import AMP_DTYPES, LossFn, autocast_context, compute_loss, evaluate
+
+EvalFn = Callable[[nn.Module], "float | torch.Tensor | dict[str, float]"]
+
+
+def _check_positive(name: str, value: int | None) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+
+
+class Trainer:
+    """Train ``model`` with ``optimizer`` for ``max_steps`` optimizer steps. See the module docstring.
+
+    Args:
+        model: the module to train (trained on its own device; under torchrun with GPUs, on
+            ``cuda:LOCAL_RANK``).
+        optimizer: built on ``model.parameters()``. Its current ``lr`` per group is the base LR
+            that ``lr_schedule`` multiplies.
+        train_data: ``get_batch(i)`` callable or iterable of global batches (see module docstring).
+        max_steps: number of optimizer steps to reach (a resumed run continues up to it).
+        loss_fn: ``loss_fn(model(*inputs), target)`` for batches ``(inputs..., target)``; ``None`` if
+            the model returns its own loss.
+        grad_accum_steps: micro-batches per optimizer step (each ``train_data`` batch is one micro-batch).
+        clip_grad_norm: clip the global gradient L2 norm to this value (logged as ``grad_norm``).
+        lr_schedule: ``f(step) -> multiplier`` of the base LR, e.g. ``partial(warmup_cosine, ...)``.
+        eval_every: evaluate every this many steps (and after the last step).
+        eval_fn: ``eval_fn(model) -> float | dict``, called in eval mode under ``torch.no_grad()``.
+        eval_data: batches scored with ``loss_fn`` (logged as ``eval_loss``).
+        checkpoint_dir: where to write checkpoints; ``None`` for none.
+        checkpoint_every: save every this many steps (and after the last step).
+        keep_last: how many checkpoints to keep on disk.
+        resume: continue from ``checkpoint_dir/latest`` if it exists.
+        amp: ``None``, ``"bf16"`` or ``"fp16"`` (GPU only).
+        seed: seeds Python/NumPy/torch at the start of a fresh run (rank r uses ``seed + r``).
+        log_every: append a history row every this many steps.
+        progress: show a tqdm bar.
+        device: override the device (default: the model's).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        train_data: Callable[[int], Any] | Iterable[Any],
+        *,
+        max_steps: int,
+        loss_fn: LossFn | None = None,
+        grad_accum_steps: int = 1,
+        clip_grad_norm: float | None = None,
+        lr_schedule: Callable[[int], float] | None = None,
+        eval_every: int | None = None,
+        eval_fn: EvalFn | None = None,
+        eval_data: Iterable[Any] | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_every: int | None = None,
+        keep_last: int | None = 3,
+        resume: bool = False,
+        amp: str | None = None,
+        seed: int = 0,
+        log_every: int = 1,
+        progress: bool = True,
+        device: torch.device | str | None = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        for name, value in [("max_steps", max_steps), ("grad_accum_steps", grad_accum_steps),
+                            ("eval_every", eval_every), ("checkpoint_every", checkpoint_every),
+                            ("keep_last", keep_last), ("log_every", log_every)]:  # fmt: skip
+            _check_positive(name, value)
+        if clip_grad_norm is not None and not clip_grad_norm > 0:
+            raise ValueError(f"clip_grad_norm must be > 0 or None, got {clip_grad_norm!r}")
+        if amp is not None and amp not in AMP_DTYPES:
+            raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
+        if isinstance(lr_schedule, torch.optim.lr_scheduler.LRScheduler):
+            raise TypeError(
+                "lr_schedule takes a multiplier function f(step) -> float, not a torch scheduler object, "
+                "e.g. functools.partial(warmup_cosine, warmup=100, total=1000). Being stateless, it makes resume exact."
+            )
+        if lr_schedule is not None and not callable(lr_schedule):
+            raise TypeError(
+                f"lr_schedule must be callable f(step) -> float, got {type(lr_schedule).__name__}"
+            )
+        if eval_every is not None and eval_fn is None and eval_data is None:
+            raise ValueError("eval_every is set but there is nothing to evaluate: pass eval_fn or eval_data")
+        if (checkpoint_every is not None or resume) and checkpoint_dir is None:
+            raise ValueError("checkpoint_every / resume need a checkpoint_dir")
+        if callable(train_data):
+            self._get_batch, self._iterable = train_data, None
+        elif isinstance(train_data, Iterable):
+            self._get_batch, self._iterable = None, train_data
+        else:
+            raise TypeError(
+                f"train_data must be a callable get_batch(i) or an iterable of batches, got {type(train_data).__name__}"
+            )
+
+        self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
+        self.max_steps, self.grad_accum_steps, self.clip_grad_norm = (
+            max_steps,
+            grad_accum_steps,
+            clip_grad_norm,
+        )
+        self.lr_schedule, self.eval_every, self.eval_fn, self.eval_data = (
+            lr_schedule,
+            eval_every,
+            eval_fn,
+            eval_data,
+        )
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.checkpoint_every, self.keep_last, self.resume = checkpoint_every, keep_last, resume
+        self.amp, self.seed, self.log_every, self.progress = amp, seed, log_every, progress
+        self._device_arg = device
+
+        self.step = 0  # optimizer steps completed
+        self.history: list[dict[str, float]] = []
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        self._ready = False
+        self._iterator: Iterator[Any] | None = None
+        self._next_index = 0  # index of the batch self._iterator yields next
+
+    # ------------------------------------------------------------------------------------------ setup
+
+    def _setup(self) -> None:
+        """Join torchrun's group, pick the device, wrap in DDP, seed. Runs once."""
+        if self._ready:
+            return
+        info = distributed.setup() if distributed.env_world()[2] > 1 else None
+        self.rank, self.world_size = (info.rank, info.world_size) if info else (0, 1)
+        if self._device_arg is not None:
+            self.device = torch.device(self._device_arg)
+        elif info is not None and info.device.type == "cuda":
+            self.device = info.device
+        else:
+            self.device = next(self.model.parameters()).device
+        if self.amp == "fp16" and self.device.type != "cuda":
+            raise ValueError(
+                "amp='fp16' needs a CUDA device (fp16 autocast + GradScaler); use amp='bf16' on CPU"
+            )
+        self.model.to(self.device)  # keeps the Parameter objects, so the optimizer still points at them
+        # fp16 has a tiny range: the scaler multiplies the loss so small gradients don't underflow to 0.
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp == "fp16" else None
+        self.ddp: DistributedDataParallel | None = None
+        if self.world_size > 1:
+            # DDP broadcasts rank 0's weights now, then all-reduces (averages) gradients during backward.
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = DistributedDataParallel(self.model, device_ids=ids)
+        seed_everything(self.seed + self.rank)  # ranks differ so dropout masks differ across replicas
+        self._ready = True
+
+    @property
+    def is_main(self) -> bool:
+        self._setup()
+        return self.rank == 0
+
+    # ------------------------------------------------------------------------------------------- data
+
+    def _batch(self, index: int) -> Any:
+        """Global micro-batch ``index`` -> this rank's slice, on the device."""
+        if self._get_batch is not None:
+            batch = self._get_batch(index)
+        else:
+            if self._iterator is None or index < self._next_index:
+                self._iterator, self._next_index = iter(self._iterable), 0  # type: ignore[arg-type]
+            while self._next_index < index:  # fast-forward after a resume
+                self._next_from_iterable()
+            batch = self._next_from_iterable()
+        return to_device(shard_batch(batch, self.rank, self.world_size), self.device)
+
+    def _next_from_iterable(self) -> Any:
+        try:
+            batch = next(self._iterator)  # type: ignore[arg-type]
+        except StopIteration:  # one epoch done: start the next one
+            self._iterator = iter(self._iterable)  # type: ignore[arg-type]
+            try:
+                batch = next(self._iterator)
+            except StopIteration:
+                raise ValueError(
+                    "train_data yielded no batches after restarting; a one-shot generator can't be re-iterated: "
+                    "pass a list, a DataLoader or a callable get_batch(i)"
+                ) from None
+        self._next_index += 1
+        return batch
+
+    # -------------------------------------------------------------------------------------- training
+
+    def _train_step(self) -> dict[str, float]:
+        """One optimizer step over ``grad_accum_steps`` micro-batches."""
+        if self.lr_schedule is not None:
+            multiplier = float(self.lr_schedule(self.step))
+            for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
+                group["lr"] = base_lr * multiplier
+        model = self.ddp or self.model
+        k = self.grad_accum_steps
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        for micro in range(k):
+            batch = self._batch(self.step * k + micro)
+            # DDP all-reduces gradients in every backward; skip that on all but the last micro-batch.
+            sync = nullcontext() if self.ddp is None or micro == k - 1 else self.ddp.no_sync()
+            with sync:
+                with autocast_context(self.device.type, self.amp):
+                    loss = compute_loss(model, batch, self.loss_fn)
+                # Each micro-batch loss is a mean over its b rows, and backward() *adds* gradients, so
+                # dividing by k makes the sum the mean over all k*b rows: the gradient of one big batch.
+                scaled = loss / k
+                (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+            loss_sum += loss.detach().double()
+
+        row: dict[str, float] = {"step": self.step + 1}
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)  # clip (and log) the true gradients, not the scaled ones
+        if self.clip_grad_norm is not None:
+            row["grad_norm"] = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm))
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)  # skips the step if a gradient overflowed to inf/nan
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.step += 1
+
+        row["loss"] = float(distributed.mean_over_ranks(loss_sum / k))  # the global batch's mean loss
+        row["lr"] = self.optimizer.param_groups[0]["lr"]
+        if not math.isfinite(row["loss"]):
+            raise FloatingPointError(f"loss is {row['loss']} at step {self.step}: try a lower learning rate")
+        return row
+
+    def _due(self, every: int | None) -> bool:
+        return every is not None and (self.step % every == 0 or self.step == self.max_steps)
+
+    def evaluate(self) -> dict[str, float]:
+        """Run ``eval_fn`` and/or score ``eval_data`` now; returns the metrics (not added to history)."""
+        self._setup()
+        results: dict[str, float] = {}
+        if self.eval_data is not None:
+            results["eval_loss"] = evaluate(
+                self.model, self.eval_data, self.loss_fn, device=self.device, amp=self.amp
+            )
+        if self.eval_fn is not None:
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                with torch.no_grad(), autocast_context(self.device.type, self.amp):
+                    out = self.eval_fn(self.model)
+            finally:
+                self.model.train(was_training)
+            if isinstance(out, dict):
+                results.update({k: float(v) for k, v in out.items()})
+            else:
+                results["eval"] = float(out)
+        return results
+
+    def fit(self) -> list[dict[str, float]]:
+        """Train up to ``max_steps`` (resuming first if asked) and return the history."""
+        self._setup()
+        if self.resume and self.step == 0 and (path := latest_checkpoint(self.checkpoint_dir)) is not None:
+            self.load_checkpoint(path)
+        # Wall-clock time keeps counting across resumes, so time_s stays monotonic in the history.
+        start = time.perf_counter() - (self.history[-1].get("time_s", 0.0) if self.history else 0.0)
+        bar = tqdm(
+            total=self.max_steps,
+            initial=self.step,
+            desc="train",
+            disable=not (self.progress and self.rank == 0),
+        )
+        self.model.train()
+        try:
+            while self.step < self.max_steps:
+                row = self._train_step()
+                row["time_s"] = time.perf_counter() - start
+                evaluated = self._due(self.eval_every) or (self.eval_every is None and self.step == self.max_steps
+                                                           and (self.eval_fn or self.eval_data) is not None)  # fmt: skip
+                if evaluated:
+                    row.update(self.evaluate())
+                if evaluated or self._due(self.log_every):
+                    self.history.append(row)
+                    bar.set_postfix(
+                        {k: f"{v:.4g}" for k, v in row.items() if k not in ("step", "time_s")}, refresh=False
+                    )
+                if self.checkpoint_dir is not None and (
+                    self._due(self.checkpoint_every) or self.step == self.max_steps
+                ):
+                    self.save_checkpoint()
+                bar.update(1)
+        finally:
+            bar.close()
+        return self.history
+
+    # ----------------------------------------------------------------------------------- checkpoints
+
+    def save_checkpoint(self) -> Path | None:
+        """Write a checkpoint of the current step (rank 0 writes; every rank must call). Returns its path."""
+        self._setup()
+        if self.checkpoint_dir is None:
+            raise ValueError("save_checkpoint needs a checkpoint_dir")
+        tensors, meta = rng_state()
+        per_rank = [(tensors, meta)]
+        if self.world_size > 1:  # each rank's RNG differs (dropout): collect them all on rank 0
+            per_rank = [None] * self.world_size  # type: ignore[list-item]
+            # all_gather_object pickles, but only in memory between our own processes -- never a file.
+            dist.all_gather_object(per_rank, ({k: v.cpu() for k, v in tensors.items()}, meta))
+        path = None
+        if self.rank == 0:
+            extra = {
+                "history": self.history,
+                "base_lrs": self.base_lrs,
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                "rng": {f"rank{r}": m for r, (_, m) in enumerate(per_rank)},
+                "world_size": self.world_size,
+            }
+            rng_tensors = {f"rank{r}.{k}": v for r, (t, _) in enumerate(per_rank) for k, v in t.items()}
+            path = save_checkpoint(
+                self.checkpoint_dir, self.step, self.model, self.optimizer,
+                extra=extra, tensors=rng_tensors, keep_last=self.keep_last,
+            )  # fmt: skip
+        if self.world_size > 1:
+            dist.barrier()  # nobody runs ahead (or resumes) before the checkpoint is on disk
+        return path
+
+    def load_checkpoint(self, path: str | os.PathLike) -> None:
+        """Restore model, optimizer, step, history and RNG states from ``path`` (a checkpoint or its root)."""
+        self._setup()
+        ckpt = load_checkpoint(path, self.model, self.optimizer)
+        extra = ckpt.extra
+        self.step, self.history, self.base_lrs = ckpt.step, extra["history"], extra["base_lrs"]
+        if self.scaler is not None and extra.get("scaler"):
+            self.scaler.load_state_dict(extra["scaler"])
+        key = f"rank{self.rank}"
+        if extra.get("world_size") == self.world_size and key in extra["rng"]:
+            prefix = key + "."
+            tensors = {k[len(prefix) :]: v for k, v in ckpt.tensors.items() if k.startswith(prefix)}
+            set_rng_state(tensors, extra["rng"][key])
+        else:
+            warnings.warn(
+                f"checkpoint was written by {extra.get('world_size')} processes, this run has {self.world_size}: "
+                "RNG states can't be matched up, so the run continues correctly but not bit-identically",
+                stacklevel=2,
+            )
+            seed_everything(self.seed + self.rank + 1_000_003 * self.step)
+        self._iterator = None  # an iterable restarts and fast-forwards to the resumed position
