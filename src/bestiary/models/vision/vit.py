@@ -1,0 +1,130 @@
+"""Vision Transformer (ViT): an image as a sequence of patches, fed to a plain transformer encoder.
+
+Paper: "An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale"
+(Dosovitskiy et al., 2020, arXiv:2010.11929).
+
+Pipeline: cut the image into p x p patches -> project each to d_model (a strided conv) -> prepend a
+learned [CLS] token -> add learned position embeddings -> n_layers pre-norm encoder blocks ->
+LayerNorm -> classify from the [CLS] token.
+
+The presets match torchvision's ViT models (and timm's, which have the same parameters) exactly:
+qkv with bias, LayerNorm eps 1e-6, a single Linear head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from bestiary.layers.drop_path import drop_path_rates
+from bestiary.layers.patch_embed import PatchEmbed, check_image
+from bestiary.layers.vit_block import ViTBlock
+from bestiary.registry import Preset, register
+
+
+@dataclass
+class Config:
+    in_channels: int = 3
+    image_size: int = 32
+    patch_size: int = 4
+    num_classes: int = 10
+    d_model: int = 192
+    n_layers: int = 6
+    n_heads: int = 3
+    d_ff: int = 768  # 4 x d_model in every published ViT
+    dropout: float = 0.0
+    drop_path: float = 0.0  # stochastic depth at the last block (linear schedule from 0)
+    qkv_bias: bool = True
+    pool: str = "cls"  # "cls": classify from the [CLS] token; "mean": average the patch tokens
+    eps: float = 1e-6  # LayerNorm epsilon
+
+
+def vit_preset(d_model: int, n_layers: int, n_heads: int, patch: int, params: int, source: str) -> Preset:
+    return Preset(
+        dict(
+            d_model=d_model,
+            n_layers=n_layers,
+            n_heads=n_heads,
+            d_ff=4 * d_model,
+            patch_size=patch,
+            image_size=224,
+            num_classes=1000,
+        ),
+        params=params,
+        source=source,
+    )
+
+
+@register(
+    "vit",
+    family="vision",
+    config=Config,
+    summary="Vision Transformer: patches + [CLS] token + position embeddings through a transformer encoder.",
+    paper="An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale",
+    year=2020,
+    arxiv="2010.11929",
+    input_kind="image",
+    tiny=dict(image_size=16, patch_size=4, d_model=16, n_layers=2, n_heads=2, d_ff=32),
+    presets={
+        "vit_ti16": vit_preset(192, 12, 3, 16, 5_717_416, "timm vit_tiny_patch16_224"),
+        "vit_s16": vit_preset(384, 12, 6, 16, 22_050_664, "timm vit_small_patch16_224"),
+        "vit_b16": vit_preset(768, 12, 12, 16, 86_567_656, "torchvision.models.vit_b_16 docs (num_params)"),
+        "vit_b32": vit_preset(768, 12, 12, 32, 88_224_232, "torchvision.models.vit_b_32 docs (num_params)"),
+        "vit_l16": vit_preset(1024, 24, 16, 16, 304_326_632, "torchvision.models.vit_l_16 docs (num_params)"),
+        "vit_l32": vit_preset(1024, 24, 16, 32, 306_535_400, "torchvision.models.vit_l_32 docs (num_params)"),
+    },
+    outputs="logits (B, num_classes)",
+)
+class ViT(nn.Module):
+    def __init__(self, config: Config):
+        super().__init__()
+        if config.image_size % config.patch_size:
+            raise ValueError(
+                f"image_size={config.image_size} must be a multiple of patch_size={config.patch_size}"
+            )
+        if config.pool not in ("cls", "mean"):
+            raise ValueError(f"pool must be 'cls' or 'mean', got {config.pool!r}")
+        self.config = config
+        n_patches = (config.image_size // config.patch_size) ** 2
+        self.patch_embed = PatchEmbed(config.in_channels, config.d_model, config.patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.d_model))
+        # one learned vector per position (patches + [CLS]): attention itself is order-blind
+        self.pos_embed = nn.Parameter(torch.randn(1, n_patches + 1, config.d_model) * 0.02)
+        self.dropout = nn.Dropout(config.dropout)
+        rates = drop_path_rates(config.drop_path, config.n_layers)
+        self.blocks = nn.Sequential(
+            *[
+                ViTBlock(
+                    config.d_model,
+                    config.n_heads,
+                    config.d_ff,
+                    qkv_bias=config.qkv_bias,
+                    dropout=config.dropout,
+                    drop_path=rate,
+                    eps=config.eps,
+                )
+                for rate in rates
+            ]
+        )
+        self.norm = nn.LayerNorm(config.d_model, eps=config.eps)
+        self.head = nn.Linear(config.d_model, config.num_classes)
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> the final normalised tokens (B, 1 + N, D), [CLS] first."""
+        c = self.config
+        check_image(x, c.in_channels, multiple_of=c.patch_size, image_size=c.image_size)
+        x = self.patch_embed(x)  # (B, N, D)
+        cls = self.cls_token.expand(x.shape[0], -1, -1)  # (B, 1, D)
+        x = torch.cat([cls, x], dim=1) + self.pos_embed  # (B, 1 + N, D)
+        return self.norm(self.blocks(self.dropout(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.tokens(x)  # (B, 1 + N, D)
+        pooled = x[:, 0] if self.config.pool == "cls" else x[:, 1:].mean(dim=1)  # (B, D)
+        return self.head(pooled)  # (B, num_classes)
+
+    @staticmethod
+    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
+        return torch.randn(batch, config.in_channels, config.image_size, config.image_size)

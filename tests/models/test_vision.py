@@ -1,0 +1,85 @@
+"""Vision family: outputs against transformers with copied weights, bad input, model-specific checks."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+import bestiary
+from bestiary.layers.checks import ShapeError
+
+transformers = pytest.importorskip("transformers")
+
+
+def copy_renamed(ours: torch.nn.Module, theirs: dict[str, torch.Tensor], rename) -> None:
+    """Load `theirs` into `ours` through `rename(our_name) -> their_name`; every tensor must be used."""
+    mine = ours.state_dict()
+    new, used = {}, set()
+    for name, tensor in mine.items():
+        their_name = rename(name)
+        assert their_name in theirs, f"{name} -> {their_name} is not in the reference"
+        assert theirs[their_name].shape == tensor.shape, f"{name} vs {their_name}"
+        new[name] = theirs[their_name].clone()
+        used.add(their_name)
+    ours.load_state_dict(new)
+    unused = {k for k in theirs if k not in used and "num_batches_tracked" not in k}
+    assert not unused, f"reference tensors not copied: {sorted(unused)[:5]}"
+
+
+def _sub(name: str, rules: list[tuple[str, str]]) -> str:
+    for pattern, replacement in rules:
+        name = re.sub(pattern, replacement, name)
+    return name
+
+
+VIT_RULES = [  # transformers 5 names
+    (r"^cls_token$", "vit.embeddings.cls_token"),
+    (r"^pos_embed$", "vit.embeddings.position_embeddings"),
+    (r"^patch_embed\.proj", "vit.embeddings.patch_embeddings.projection"),
+    (r"^blocks\.(\d+)\.norm1", r"vit.layers.\1.layernorm_before"),
+    (r"^blocks\.(\d+)\.norm2", r"vit.layers.\1.layernorm_after"),
+    (r"^blocks\.(\d+)\.attn\.out_proj", r"vit.layers.\1.attention.o_proj"),
+    (r"^blocks\.(\d+)\.attn\.", r"vit.layers.\1.attention."),
+    (r"^blocks\.(\d+)\.mlp\.up", r"vit.layers.\1.mlp.fc1"),
+    (r"^blocks\.(\d+)\.mlp\.down", r"vit.layers.\1.mlp.fc2"),
+    (r"^norm\.", "vit.layernorm."),
+    (r"^head\.", "classifier."),
+]
+
+
+def test_vit_matches_transformers():
+    from transformers import ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(0)
+    hf_config = ViTConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        image_size=16,
+        patch_size=4,
+        num_channels=3,
+        num_labels=7,
+        layer_norm_eps=1e-6,
+        qkv_bias=True,
+    )
+    hf = ViTForImageClassification(hf_config).eval()
+    ours = bestiary.build(
+        "vit", image_size=16, patch_size=4, d_model=32, n_layers=2, n_heads=4, d_ff=64, num_classes=7
+    ).eval()
+    copy_renamed(ours, hf.state_dict(), lambda n: _sub(n, VIT_RULES))
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), hf(x).logits, rtol=1e-4, atol=1e-5)
+
+
+def test_vit_bad_input():
+    model = bestiary.build("vit", tiny=True)  # image 16, patch 4
+    with pytest.raises(ShapeError, match=r"C=3"):
+        model(torch.randn(1, 1, 16, 16))
+    with pytest.raises(ShapeError, match=r"H=16"):  # learned position embeddings fix the size
+        model(torch.randn(1, 3, 20, 20))
+    with pytest.raises(ValueError, match="multiple of patch_size"):
+        bestiary.build("vit", image_size=18, patch_size=4)
