@@ -1,0 +1,69 @@
+"""Kolmogorov–Arnold Network: learnable spline functions on the edges, plain sums on the nodes.
+
+Paper: "KAN: Kolmogorov-Arnold Networks" (Liu, Wang, Vaidya, Ruehle, Halverson, Soljačić, Hou &
+Tegmark, 2024, arXiv:2404.19756).
+
+An MLP puts fixed nonlinearities on the nodes and learnable scalars on the edges. A KAN swaps that:
+every edge carries a learnable 1-D function (a B-spline plus a SiLU "base"), and each node only adds
+its incoming edges. The Kolmogorov–Arnold representation theorem says any continuous function of n
+variables is a sum of such 1-D functions of sums; a KAN makes that shape deep and trainable.
+
+The layer lives in `bestiary.layers.kan.KANLinear` (shared with `kat`). Splines are non-zero only on
+`grid_range`, so standardise the inputs (the SiLU branch still sees values outside it). The paper's
+grid refinement (re-fitting the grid to the data during training) is not implemented here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from bestiary.layers import check_shape
+from bestiary.layers.kan import KANLinear
+from bestiary.registry import register
+
+
+@dataclass
+class Config:
+    in_dim: int = 2  # input features
+    d_model: int = 16  # hidden width (KANs need far fewer units than MLPs)
+    n_layers: int = 1  # hidden KAN layers
+    num_classes: int = 3  # outputs (classes, or regression targets)
+    grid_size: int = 5  # G: spline intervals on grid_range
+    spline_order: int = 3  # k: 3 = cubic splines
+    grid_range: tuple[float, float] = (-2.0, 2.0)  # where the splines live
+
+
+@register(
+    "kan",
+    family="feedforward",
+    config=Config,
+    summary="Learnable B-spline activation on every edge, sums on the nodes (a KAN).",
+    paper="KAN: Kolmogorov-Arnold Networks",
+    year=2024,
+    arxiv="2404.19756",
+    input_kind="vector",
+    tiny=dict(in_dim=4, d_model=4, n_layers=1, num_classes=3, grid_size=3),
+    outputs="logits (B, num_classes)",
+)
+class KAN(nn.Module):
+    def __init__(self, config: Config):
+        super().__init__()
+        self.config = config
+        widths = [config.in_dim] + [config.d_model] * config.n_layers + [config.num_classes]
+        self.layers = nn.ModuleList(
+            KANLinear(w_in, w_out, config.grid_size, config.spline_order, tuple(config.grid_range))
+            for w_in, w_out in zip(widths[:-1], widths[1:])
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_shape(x, "B F", name="x", F=self.config.in_dim)
+        for layer in self.layers:  # no activation between layers: the edges are the nonlinearity
+            x = layer(x)  # (B, width)
+        return x  # (B, num_classes)
+
+    @staticmethod
+    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
+        return torch.randn(batch, config.in_dim)

@@ -1,0 +1,133 @@
+"""Kolmogorov–Arnold Transformer: a ViT whose MLPs are group-rational KAN (GR-KAN) layers.
+
+Paper: "Kolmogorov-Arnold Transformer" (Xingyi Yang & Xinchao Wang, 2024, arXiv:2409.10594).
+
+Dropping spline KAN layers into a transformer is slow (B-spline recursions per edge) and hard to
+initialise. KAT changes three things, all in `bestiary.layers.kan`:
+1. rational functions P(x) / (1 + |Q(x)|) instead of B-splines (cheap, GPU friendly);
+2. one rational function per *group* of channels instead of one per edge, followed by a linear map
+   ("GR-KAN"), so the parameter count is that of an ordinary MLP plus a few coefficients per group;
+3. initialisation from known activations: the first GR-KAN starts as the identity, the second as
+   GELU, so at step 0 the block *is* a ViT MLP (Linear -> GELU -> Linear).
+
+Everything else is a pre-norm ViT (Dosovitskiy et al., 2020, arXiv:2010.11929): non-overlapping
+patches -> linear embedding, a [CLS] token, learned position embeddings, L blocks of
+x + attn(LN(x)) and x + GRKAN(LN(x)), a final LayerNorm and a linear head on the [CLS] token.
+
+Input: images (B, in_channels, image_size, image_size) -> logits (B, num_classes). (KAT lives in the
+`feedforward` family because the lesson is the KAN layer; it is a vision model in every other way.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from bestiary.layers import MultiHeadAttention, check_shape
+from bestiary.layers.kan import GRKANLinear
+from bestiary.registry import register
+
+
+@dataclass
+class Config:
+    in_channels: int = 3
+    image_size: int = 32
+    patch_size: int = 4
+    d_model: int = 64
+    n_layers: int = 4
+    n_heads: int = 4
+    d_ff: int = 128  # hidden width of each GR-KAN MLP (the paper uses 4 * d_model)
+    n_groups: int = 8  # channel groups sharing one rational function (the paper uses 8)
+    num_classes: int = 10
+    dropout: float = 0.0
+
+
+class GRKANMLP(nn.Module):
+    """The KAT feed-forward block: GR-KAN(identity init) d_model -> d_ff, GR-KAN(GELU init) d_ff -> d_model."""
+
+    def __init__(self, d_model: int, d_ff: int, n_groups: int, dropout: float = 0.0):
+        super().__init__()
+        self.fc1 = GRKANLinear(d_model, d_ff, n_groups, init="identity")
+        self.fc2 = GRKANLinear(d_ff, d_model, n_groups, init="gelu")
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.fc2(self.dropout(self.fc1(x))))
+
+
+class KATBlock(nn.Module):
+    def __init__(self, config: Config):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(config.d_model)
+        self.attn = MultiHeadAttention(config.d_model, config.n_heads, dropout=config.dropout)
+        self.norm2 = nn.LayerNorm(config.d_model)
+        self.mlp = GRKANMLP(config.d_model, config.d_ff, config.n_groups, config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))  # (B, N+1, d_model); bidirectional: every patch sees all
+        return x + self.mlp(self.norm2(x))
+
+
+@register(
+    "kat",
+    family="feedforward",
+    config=Config,
+    summary="A ViT whose MLP blocks are group-rational Kolmogorov–Arnold (GR-KAN) layers.",
+    paper="Kolmogorov-Arnold Transformer",
+    year=2024,
+    arxiv="2409.10594",
+    input_kind="image",
+    tiny=dict(
+        in_channels=3,
+        image_size=8,
+        patch_size=4,
+        d_model=16,
+        n_layers=1,
+        n_heads=2,
+        d_ff=32,
+        n_groups=4,
+        num_classes=3,
+    ),
+    outputs="logits (B, num_classes)",
+)
+class KAT(nn.Module):
+    def __init__(self, config: Config):
+        super().__init__()
+        if config.image_size % config.patch_size:
+            raise ValueError(
+                f"image_size={config.image_size} must be divisible by patch_size={config.patch_size}"
+            )
+        for width in (config.d_model, config.d_ff):
+            if width % config.n_groups:
+                raise ValueError(
+                    f"d_model and d_ff must be divisible by n_groups={config.n_groups}, got {width}"
+                )
+        self.config = config
+        n_patches = (config.image_size // config.patch_size) ** 2
+        # a conv with stride = kernel = patch_size is "cut into patches, flatten, Linear" in one op
+        self.patch_embed = nn.Conv2d(
+            config.in_channels, config.d_model, kernel_size=config.patch_size, stride=config.patch_size
+        )
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.d_model))
+        self.pos_embed = nn.Parameter(0.02 * torch.randn(1, n_patches + 1, config.d_model))
+        self.dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(KATBlock(config) for _ in range(config.n_layers))
+        self.norm = nn.LayerNorm(config.d_model)
+        self.head = nn.Linear(config.d_model, config.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        check_shape(x, "B C H W", name="x", C=c.in_channels, H=c.image_size, W=c.image_size)
+        x = self.patch_embed(x)  # (B, d_model, H/p, W/p)
+        x = x.flatten(2).transpose(1, 2)  # (B, N, d_model), N = (H/p)(W/p) patches in raster order
+        cls = self.cls_token.expand(x.shape[0], -1, -1)  # (B, 1, d_model)
+        x = self.dropout(torch.cat([cls, x], dim=1) + self.pos_embed)  # (B, N+1, d_model)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x[:, 0]))  # (B, num_classes), read from the [CLS] token
+
+    @staticmethod
+    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
+        return torch.randn(batch, config.in_channels, config.image_size, config.image_size)
