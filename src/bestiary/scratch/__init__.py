@@ -9,10 +9,44 @@
 from bestiary.scratch.micrograd_nn import MLP as MicroMLP
 from bestiary.scratch.micrograd_nn import Layer as MicroLayer
 from bestiary.scratch.micrograd_nn import MicroModule, Neuron
+from bestiary.scratch.nn import (
+    LSTM,
+    MLP,
+    RNN,
+    Embedding,
+    Linear,
+    LSTMCell,
+    Module,
+    MultiHeadAttention,
+    RNNCell,
+    SingleHeadAttention,
+    causal_mask,
+    cross_entropy,
+    lstm_cell,
+    mse_loss,
+    rnn_cell,
+    scaled_dot_product_attention,
+)
 from bestiary.scratch.tensor import Tensor, concatenate, matmul, no_grad, stack, tensor, where
 from bestiary.scratch.value import Value
 
 __all__ = [
+    "LSTM",
+    "MLP",
+    "RNN",
+    "Embedding",
+    "LSTMCell",
+    "Linear",
+    "Module",
+    "MultiHeadAttention",
+    "RNNCell",
+    "SingleHeadAttention",
+    "causal_mask",
+    "cross_entropy",
+    "lstm_cell",
+    "mse_loss",
+    "rnn_cell",
+    "scaled_dot_product_attention",
     "MicroLayer",
     "MicroMLP",
     "MicroModule",
