@@ -104,8 +104,8 @@ def evaluate(
     ``metric=None`` averages the loss the model returns itself. The model is put in eval mode (no
     dropout) and restored to its previous mode afterwards. ``amp="bf16"`` evaluates under bf16 autocast.
     """
-    if device is None:
-        device = next(model.parameters()).device
+    if device is None:  # where the model lives (CPU for a parameter-free model)
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
     device = torch.device(device)
     was_training = model.training
     model.eval()
