@@ -83,3 +83,42 @@ def test_vit_bad_input():
         model(torch.randn(1, 3, 20, 20))
     with pytest.raises(ValueError, match="multiple of patch_size"):
         bestiary.build("vit", image_size=18, patch_size=4)
+
+
+CONVNEXT_RULES = [
+    (r"^stem\.0\.", "convnext.embeddings.patch_embeddings."),
+    (r"^stem\.1\.", "convnext.embeddings.layernorm."),
+    (r"^downsample\.(\d+)\.", r"convnext.encoder.stages.\1.downsampling_layer."),
+    (r"^stages\.(\d+)\.(\d+)\.gamma", r"convnext.encoder.stages.\1.layers.\2.layer_scale_parameter"),
+    (r"^stages\.(\d+)\.(\d+)\.norm\.", r"convnext.encoder.stages.\1.layers.\2.layernorm."),
+    (r"^stages\.(\d+)\.(\d+)\.", r"convnext.encoder.stages.\1.layers.\2."),
+    (r"^norm\.", "convnext.layernorm."),
+    (r"^head\.", "classifier."),
+]
+
+
+def test_convnext_matches_transformers():
+    from transformers import ConvNextConfig, ConvNextForImageClassification
+
+    torch.manual_seed(0)
+    hf_config = ConvNextConfig(
+        hidden_sizes=[8, 16, 24],
+        depths=[1, 2, 1],
+        num_stages=3,
+        num_labels=5,
+        layer_scale_init_value=0.5,  # big enough that every block changes the output
+    )
+    hf = ConvNextForImageClassification(hf_config).eval()
+    ours = bestiary.build("convnext", layers=(1, 2, 1), widths=(8, 16, 24), num_classes=5).eval()
+    copy_renamed(ours, hf.state_dict(), lambda n: _sub(n, CONVNEXT_RULES))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), hf(x).logits, rtol=1e-4, atol=1e-5)
+
+
+def test_convnext_bad_input():
+    model = bestiary.build("convnext", tiny=True)  # two stages: downsampling factor 8
+    with pytest.raises(ShapeError, match=r"C=3"):
+        model(torch.randn(1, 4, 16, 16))
+    with pytest.raises(ShapeError, match=r"multiples of 8"):
+        model(torch.randn(1, 3, 12, 12))
