@@ -1,0 +1,159 @@
+"""Every notebook of the curriculum runs in quick mode; the runner reports failures usefully.
+
+The notebook tests are parametrized over `bestiary.notebooks.discover()`: a new file under
+`notebooks/<track>/` is tested without being listed anywhere. Run them in parallel with
+`pytest -n 2 tests/test_notebooks.py` (conftest.py gives each worker one torch thread, and the
+runner passes OMP_NUM_THREADS on to the kernel).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from bestiary import notebooks
+from bestiary.notebooks import NotebookError, discover, find, notebook_info, run_notebook
+
+NOTEBOOKS = discover()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
+def test_notebook_runs_in_quick_mode(nb: notebooks.NotebookInfo) -> None:
+    threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
+    result = run_notebook(nb, quick=True, threads=threads)
+    assert result.ok, f"notebook {nb.id} ({nb.path}) failed in quick mode:\n{result.failure}"
+
+
+# ---------------------------------------------------------------------------------------------
+# the runner itself, on tiny notebooks written to tmp_path
+
+PASSING = """# %% [markdown]
+# # F98 · A passing notebook
+#
+# Some prose.
+
+# %%
+import os
+import sys
+
+import matplotlib.pyplot as plt
+
+import bestiary
+
+print("EXE", sys.executable)
+print("CWD", os.getcwd())
+print("ENV", os.environ["BESTIARY_QUICK"], os.environ["MPLBACKEND"], os.environ["HF_HUB_OFFLINE"])
+assert bestiary.quick()
+
+# %% [markdown]
+# **What to look for:** a straight line.
+
+# %%
+plt.plot([0, 1, 2], [0, 1, 2])
+plt.show()
+"""
+
+FAILING = """# %% [markdown]
+# # F99 · A failing notebook
+
+# %%
+x = 1
+
+
+# %%
+def divide(a, b):
+    return a / b
+
+
+print("before the failure")
+y = divide(x, 0)
+
+# %%
+print("never reached")
+"""
+
+
+def _tree(tmp_path: Path) -> Path:
+    """A miniature checkout: pyproject.toml + notebooks/foundations/ with the two notebooks."""
+    (tmp_path / "pyproject.toml").write_text("")
+    folder = tmp_path / "notebooks" / "foundations"
+    folder.mkdir(parents=True)
+    (folder / "F98_passing.py").write_text(PASSING)
+    (folder / "F99_failing.py").write_text(FAILING)
+    (folder / "helper.py").write_text("")  # not a notebook name: ignored
+    (tmp_path / "notebooks" / "drafts").mkdir()
+    (tmp_path / "notebooks" / "drafts" / "F50_draft.py").write_text("")  # not a track: ignored
+    return tmp_path
+
+
+def test_discover_parses_id_slug_track_and_title(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    found = discover(root)
+    assert [(nb.id, nb.slug, nb.track) for nb in found] == [
+        ("F98", "passing", "foundations"),
+        ("F99", "failing", "foundations"),
+    ]
+    assert found[0].title == "A passing notebook"  # first heading, "F98 ·" prefix removed
+    assert [nb.id for nb in find(["f99", "F98_passing"], root)] == ["F99", "F98"]
+    with pytest.raises(NotebookError, match=r"Did you mean: F98\b"):
+        find(["F98_pasing"], root)
+    with pytest.raises(NotebookError, match="<ID>_<slug>"):
+        notebook_info(root / "notebooks" / "foundations" / "helper.py")
+
+
+def test_the_repository_notebooks_are_discovered() -> None:
+    on_disk = {p.stem for p in Path(notebooks.repo_root(), "notebooks").glob("*/[A-Z][0-9][0-9]_*.py")}
+    assert {nb.stem for nb in NOTEBOOKS} == on_disk
+    assert all(nb.title for nb in NOTEBOOKS), "every notebook needs a '# # Title' markdown heading"
+
+
+def test_a_failing_cell_is_reported_with_index_source_line_and_traceback(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    path = root / "notebooks" / "foundations" / "F99_failing.py"
+    result = run_notebook(path, quick=True, threads=1)
+    assert not result.ok
+    failure = result.failure
+    assert failure.cell_index == 2  # markdown title, `x = 1`, then the failing cell
+    assert "y = divide(x, 0)" in failure.cell_source
+    assert failure.ename == "ZeroDivisionError"
+    assert "return a / b" in failure.traceback and "\x1b[" not in failure.traceback  # colours stripped
+    assert FAILING.splitlines()[failure.line - 1] == "def divide(a, b):"  # where the cell starts in the .py
+    report = str(failure)
+    assert str(path) in report and "cell 2" in report and "ZeroDivisionError" in report
+    # execution stopped at the failure: the last cell never ran
+    assert result.notebook.cells[3].get("outputs", []) == []
+
+
+def test_build_writes_ipynb_html_with_embedded_png_and_an_index_marking_failures(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    out = tmp_path / "build"
+    results = notebooks.build(quick=True, jobs=2, out_dir=out, root=root, progress=False)
+    by_id = {r.id: r for r in results}
+    assert by_id["F98"].ok, by_id["F98"].failure
+    assert not by_id["F99"].ok and "ZeroDivisionError" in by_id["F99"].failure
+
+    # the executed notebook: the kernel was this interpreter, in quick mode, at the repository root
+    nb = nbformat.read(out / "notebooks" / "foundations" / "F98_passing.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert f"EXE {sys.executable}" in printed
+    assert f"CWD {root.resolve()}" in printed
+    assert "ENV 1 module://matplotlib_inline.backend_inline 1" in printed
+    assert any("image/png" in o.get("data", {}) for o in nb.cells[3].outputs)
+
+    page = (out / "site" / "foundations" / "F98_passing.html").read_text()
+    assert "data:image/png;base64," in page
+    assert 'href="../index.html"' in page  # the way back to the index
+    # the failed notebook still gets a page, showing the error
+    assert "ZeroDivisionError" in (out / "site" / "foundations" / "F99_failing.html").read_text()
+
+    index = (out / "site" / "index.html").read_text()
+    assert "foundations/F98_passing.html" in index and "foundations/F99_failing.html" in index
+    assert "<tr class='failed'><td class='id'>F99</td>" in index
+    assert "<tr class='ok'><td class='id'>F98</td>" in index
+    assert json.loads((out / "site" / "results.json").read_text())["F99"]["ok"] is False
