@@ -1,19 +1,42 @@
 """Shared building blocks. A block used by two models lives here, never copied into both."""
 
-from bestiary.layers.attention import MultiHeadAttention, causal_mask, scaled_dot_product_attention
+from bestiary.layers.attention import MultiHeadAttention, scaled_dot_product_attention
+from bestiary.layers.block import TransformerBlock, make_mlp
 from bestiary.layers.checks import ShapeError, check_shape
+from bestiary.layers.kv_cache import KVCache
+from bestiary.layers.masks import causal_mask, combine_masks, padding_mask, sliding_window_mask
 from bestiary.layers.mlp import FeedForward, SwiGLU, make_activation
 from bestiary.layers.norms import RMSNorm, make_norm
+from bestiary.layers.positions import (
+    LearnedPositions,
+    RelativePositionBias,
+    RotaryEmbedding,
+    SinusoidalPositions,
+    alibi_bias,
+    alibi_slopes,
+)
 
 __all__ = [
     "FeedForward",
+    "KVCache",
+    "LearnedPositions",
     "MultiHeadAttention",
     "RMSNorm",
+    "RelativePositionBias",
+    "RotaryEmbedding",
     "ShapeError",
+    "SinusoidalPositions",
     "SwiGLU",
+    "TransformerBlock",
+    "alibi_bias",
+    "alibi_slopes",
     "causal_mask",
     "check_shape",
+    "combine_masks",
     "make_activation",
+    "make_mlp",
     "make_norm",
+    "padding_mask",
     "scaled_dot_product_attention",
+    "sliding_window_mask",
 ]

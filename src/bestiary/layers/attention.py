@@ -1,10 +1,19 @@
 """Scaled dot-product attention and multi-head attention (MHA, and MQA/GQA via n_kv_heads).
 
-"Attention Is All You Need" (Vaswani et al., 2017, arXiv:1706.03762); grouped-query attention from
-"GQA: Training Generalized Multi-Query Transformer Models" (Ainslie et al., 2023, arXiv:2305.13245).
+"Attention Is All You Need" (Vaswani et al., 2017, arXiv:1706.03762); multi-query attention from
+"Fast Transformer Decoding: One Write-Head is All You Need" (Shazeer, 2019, arXiv:1911.02150);
+grouped-query attention from "GQA: Training Generalized Multi-Query Transformer Models"
+(Ainslie et al., 2023, arXiv:2305.13245).
 
 Two paths compute the same thing: `F.scaled_dot_product_attention` (fast, fused) and a readable
 manual one (`manual=True`), which is what a learner should read first. Tests check they agree.
+
+`MultiHeadAttention.forward` also takes, all optional:
+  rope        a `RotaryEmbedding` applied to q and k at absolute positions start_pos .. start_pos+T-1;
+  kv_cache    a `KVCache`: new keys/values are appended for layer `layer_idx`, attention runs over
+              everything cached (cached and uncached forwards give the same outputs);
+  attn_bias   an additive float score bias broadcastable to (B, H, Tq, Tk) (ALiBi, T5);
+  window      sliding-window size for causal attention.
 """
 
 from __future__ import annotations
@@ -16,6 +25,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from bestiary.layers.checks import check_shape
+from bestiary.layers.kv_cache import KVCache
+from bestiary.layers.masks import causal_mask, combine_masks, sliding_window_mask
+from bestiary.layers.positions import RotaryEmbedding
+
+__all__ = ["MultiHeadAttention", "causal_mask", "scaled_dot_product_attention"]
 
 
 def scaled_dot_product_attention(
@@ -26,39 +40,40 @@ def scaled_dot_product_attention(
     is_causal: bool = False,
     dropout_p: float = 0.0,
     manual: bool = False,
+    *,
+    scale: float | None = None,
+    attn_bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """softmax(q kᵀ / sqrt(d)) v over the last two dims.
+    """softmax(q kᵀ * scale + attn_bias) v over the last two dims; scale defaults to 1/sqrt(d).
 
     q (B, H, Tq, D), k and v (B, H, Tk, D). `mask` is boolean (True = may attend), broadcastable to
     (B, H, Tq, Tk). `is_causal` lets query i see keys <= i (aligned to the end when Tk > Tq, as in
-    generation with a cache).
+    generation with a cache). A query row that may see no key at all (a padding position) is
+    allowed to see every key instead, so the output stays finite; such rows are padding and
+    should be ignored by the caller.
     """
-    if not manual:
-        if is_causal and q.shape[-2] != k.shape[-2]:  # SDPA aligns causal masks to the start
-            mask = _combine(mask, causal_mask(q.shape[-2], k.shape[-2], q.device))
-            is_causal = False
-        return F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal
-        )
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, Tq, Tk)
     if is_causal:
-        mask = _combine(mask, causal_mask(q.shape[-2], k.shape[-2], q.device))
+        mask = combine_masks(mask, causal_mask(q.shape[-2], k.shape[-2], q.device))
     if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = scores.softmax(dim=-1)
+        mask = mask.bool()
+        mask = mask | ~mask.any(dim=-1, keepdim=True)  # fully masked rows -> attend all (finite output)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    if not manual:
+        attn_mask = mask
+        if attn_bias is not None:  # SDPA adds a float mask to the scores
+            attn_mask = attn_bias.to(q.dtype)
+            if mask is not None:
+                attn_mask = attn_mask.masked_fill(~mask, float("-inf"))
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=scale)
+    scores = q @ k.transpose(-2, -1) * scale  # (B, H, Tq, Tk): how well query i matches key j
+    if attn_bias is not None:
+        scores = scores + attn_bias
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))  # exp(-inf) = 0: no weight on hidden keys
+    weights = scores.softmax(dim=-1)  # each row sums to 1
     if dropout_p > 0:
         weights = F.dropout(weights, dropout_p)
-    return weights @ v  # (B, H, Tq, D)
-
-
-def causal_mask(t_query: int, t_key: int, device: torch.device | None = None) -> torch.Tensor:
-    """Boolean (Tq, Tk) mask, True where query i may attend key j (j <= i, end-aligned)."""
-    offset = t_key - t_query  # > 0 when cached keys precede the new queries
-    return torch.ones(t_query, t_key, dtype=torch.bool, device=device).tril(diagonal=offset)
-
-
-def _combine(mask: torch.Tensor | None, other: torch.Tensor) -> torch.Tensor:
-    return other if mask is None else mask & other
+    return weights @ v  # (B, H, Tq, D): weighted average of the values
 
 
 class MultiHeadAttention(nn.Module):
@@ -66,6 +81,7 @@ class MultiHeadAttention(nn.Module):
 
     n_kv_heads == n_heads is MHA, 1 is MQA, anything between is GQA.
     x (B, T, d_model) -> (B, T, d_model). Pass `context` (B, S, d_model) for cross-attention.
+    `scale` overrides 1/sqrt(head_dim) (T5 uses 1.0: its init absorbs the scaling).
     """
 
     def __init__(
@@ -76,6 +92,7 @@ class MultiHeadAttention(nn.Module):
         head_dim: int | None = None,
         bias: bool = True,
         dropout: float = 0.0,
+        scale: float | None = None,
     ):
         super().__init__()
         n_kv_heads = n_kv_heads or n_heads
@@ -87,6 +104,7 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"n_heads={n_heads} must be a multiple of n_kv_heads={n_kv_heads}")
         self.d_model, self.n_heads, self.n_kv_heads, self.head_dim = d_model, n_heads, n_kv_heads, head_dim
         self.dropout = dropout
+        self.scale = scale
         self.q_proj = nn.Linear(d_model, n_heads * head_dim, bias=bias)
         self.k_proj = nn.Linear(d_model, n_kv_heads * head_dim, bias=bias)
         self.v_proj = nn.Linear(d_model, n_kv_heads * head_dim, bias=bias)
@@ -99,6 +117,13 @@ class MultiHeadAttention(nn.Module):
         mask: torch.Tensor | None = None,
         is_causal: bool = False,
         manual: bool = False,
+        *,
+        rope: RotaryEmbedding | None = None,
+        start_pos: int = 0,
+        kv_cache: KVCache | None = None,
+        layer_idx: int = 0,
+        attn_bias: torch.Tensor | None = None,
+        window: int | None = None,
     ) -> torch.Tensor:
         check_shape(x, "B T D", name="x", D=self.d_model)
         source = x if context is None else context
@@ -107,11 +132,22 @@ class MultiHeadAttention(nn.Module):
         q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, Dh)
         k = self.k_proj(source).view(B, S, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, S, Dh)
         v = self.v_proj(source).view(B, S, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, S, Dh)
+        if rope is not None:  # rotate by absolute position; cached keys were rotated when stored
+            positions = torch.arange(start_pos, start_pos + T, device=x.device)
+            q = rope(q, positions)
+            k = rope(k, positions) if context is None else k
+        if kv_cache is not None:
+            k, v = kv_cache.update(layer_idx, k, v)  # (B, Hkv, start_pos + T, Dh)
+        if window is not None:  # sliding window: also causal, so it replaces is_causal
+            mask = combine_masks(mask, sliding_window_mask(T, k.shape[-2], window, x.device))
+            is_causal = False
         if self.n_kv_heads != self.n_heads:  # each group of query heads shares one k/v head
             repeat = self.n_heads // self.n_kv_heads
-            k = k.repeat_interleave(repeat, dim=1)  # (B, H, S, Dh)
-            v = v.repeat_interleave(repeat, dim=1)  # (B, H, S, Dh)
+            k = k.repeat_interleave(repeat, dim=1)  # (B, H, Tk, Dh)
+            v = v.repeat_interleave(repeat, dim=1)  # (B, H, Tk, Dh)
         dropout_p = self.dropout if self.training else 0.0
-        out = scaled_dot_product_attention(q, k, v, mask, is_causal, dropout_p, manual)  # (B, H, T, Dh)
+        out = scaled_dot_product_attention(
+            q, k, v, mask, is_causal, dropout_p, manual, scale=self.scale, attn_bias=attn_bias
+        )  # (B, H, T, Dh)
         out = out.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)  # (B, T, H*Dh)
         return self.out_proj(out)

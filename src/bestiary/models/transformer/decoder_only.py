@@ -1,0 +1,236 @@
+"""Decoder-only transformer language model: GPT-2 and Llama in one configurable file.
+
+Papers: "Language Models are Unsupervised Multitask Learners" (GPT-2, Radford et al., 2019, no
+arXiv) and "LLaMA: Open and Efficient Foundation Language Models" (Touvron et al., 2023,
+arXiv:2302.13971), which swapped in RMSNorm, SwiGLU (arXiv:2002.05202) and RoPE (arXiv:2104.09864);
+grouped-query attention from Ainslie et al. (2023, arXiv:2305.13245).
+
+API (stable; generation and the KV-cache benchmarks build on it):
+
+    model = bestiary.build("decoder_only", vocab_size=..., ...)   # or "smollm2_135m", "gpt2"
+    logits = model(tokens)                                         # (B, T) long -> (B, T, vocab)
+    cache = KVCache(model.config.n_layers)  # or model.new_kv_cache()
+    logits = model(prompt, kv_cache=cache)                 # start_pos defaults to len(cache) = 0
+    logits = model(next_tokens, kv_cache=cache)            # continues at start_pos = len(cache)
+
+`start_pos` is the absolute position of tokens[:, 0]; it defaults to the cache length (0 without a
+cache) and must equal it when both are given. `padding_mask` (B, T_total) bool marks real tokens
+(True) vs padding (False) for batched, left-padded prompts; T_total counts cached positions too.
+
+Presets: `smollm2_135m` (Llama architecture of SmolLM2-135M: 30 layers, d 576, 9 heads / 3 kv
+heads, d_ff 1536, vocab 49152, RoPE theta 100000, tied embeddings — 134,515,008 parameters, as
+transformers' LlamaForCausalLM built from the published config) and `gpt2` (124M: learned
+positions, LayerNorm, GELU-tanh MLP, biases, tied embeddings — 124,439,808 parameters as
+GPT2LMHeadModel). Weights from `transformers` map onto this module with the functions in
+`bestiary.llm.convert` (one documented name mapping per family).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from bestiary.layers import (
+    KVCache,
+    LearnedPositions,
+    RotaryEmbedding,
+    SinusoidalPositions,
+    TransformerBlock,
+    alibi_bias,
+    check_shape,
+    make_norm,
+)
+from bestiary.layers.masks import padding_mask as make_padding_mask
+from bestiary.registry import Preset, register
+
+POSITIONS = ("rope", "learned", "sinusoidal", "alibi", "none")
+
+
+@dataclass
+class Config:
+    vocab_size: int = 256
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    n_kv_heads: int | None = 2  # None = n_heads (MHA); 1 = MQA; between = GQA
+    head_dim: int | None = None  # None = d_model // n_heads
+    d_ff: int = 352  # FFN hidden size (about 8/3 d_model for SwiGLU, 4 d_model for GELU)
+    max_seq_len: int = 512  # longest sequence (learned/sinusoidal positions need a table this long)
+    dropout: float = 0.0
+    position: str = "rope"  # one of POSITIONS
+    rope_theta: float = 10000.0
+    rope_scaling_factor: float = 1.0  # > 1 stretches RoPE for longer contexts
+    rope_scaling_type: str = "linear"  # "linear" (position interpolation) or "ntk"
+    norm: str = "rmsnorm"  # "rmsnorm" | "layernorm"
+    norm_eps: float = 1e-5
+    mlp: str = "swiglu"  # "swiglu" or an activation name for a 2-layer FFN: "gelu", "gelu_tanh", "relu"
+    bias: bool = False  # biases in attention and MLP projections (GPT-2: True)
+    tie_embeddings: bool = True  # output head shares the token embedding matrix
+    sliding_window: int | None = None  # attend only to the last `sliding_window` positions
+
+
+SMOLLM2_135M = dict(
+    vocab_size=49152,
+    d_model=576,
+    n_layers=30,
+    n_heads=9,
+    n_kv_heads=3,
+    d_ff=1536,
+    max_seq_len=8192,
+    rope_theta=100000.0,
+    norm_eps=1e-5,
+    tie_embeddings=True,
+)
+GPT2_124M = dict(
+    vocab_size=50257,
+    d_model=768,
+    n_layers=12,
+    n_heads=12,
+    n_kv_heads=None,
+    d_ff=3072,
+    max_seq_len=1024,
+    position="learned",
+    norm="layernorm",
+    norm_eps=1e-5,
+    mlp="gelu_tanh",
+    bias=True,
+    tie_embeddings=True,
+)
+
+
+@register(
+    "decoder_only",
+    family="transformer",
+    config=Config,
+    summary="GPT-style decoder-only transformer (GQA + RoPE + SwiGLU + RMSNorm by default; GPT-2 and Llama as presets).",
+    paper="LLaMA: Open and Efficient Foundation Language Models",
+    year=2023,
+    arxiv="2302.13971",
+    input_kind="tokens",
+    causal=True,
+    tiny=dict(vocab_size=64, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=64, max_seq_len=64),
+    presets={
+        "smollm2_135m": Preset(
+            SMOLLM2_135M,
+            params=134_515_008,
+            source="SmolLM2-135M config (HuggingFaceTB) built as transformers LlamaForCausalLM on the meta device",
+        ),
+        "gpt2": Preset(
+            GPT2_124M,
+            params=124_439_808,
+            source="GPT-2 small (124M): transformers GPT2LMHeadModel, tied head counted once",
+        ),
+    },
+    outputs="logits (B, T, vocab_size)",
+)
+class DecoderOnly(nn.Module):
+    def __init__(self, config: Config):
+        super().__init__()
+        if config.position not in POSITIONS:
+            raise ValueError(f"position must be one of {POSITIONS}, got {config.position!r}")
+        self.config = c = config
+        head_dim = c.head_dim or c.d_model // c.n_heads
+        self.tok_embed = nn.Embedding(c.vocab_size, c.d_model)
+        self.pos_embed: nn.Module | None = None
+        if c.position == "learned":
+            self.pos_embed = LearnedPositions(c.max_seq_len, c.d_model)
+        elif c.position == "sinusoidal":
+            self.pos_embed = SinusoidalPositions(c.d_model, c.max_seq_len)
+        self.rope = None
+        if c.position == "rope":
+            self.rope = RotaryEmbedding(head_dim, c.rope_theta, c.rope_scaling_factor, c.rope_scaling_type)
+        self.drop = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(
+                c.d_model,
+                c.n_heads,
+                c.d_ff,
+                n_kv_heads=c.n_kv_heads,
+                head_dim=c.head_dim,
+                norm=c.norm,
+                norm_eps=c.norm_eps,
+                mlp=c.mlp,
+                bias=c.bias,
+                dropout=c.dropout,
+            )
+            for _ in range(c.n_layers)
+        )
+        self.norm = make_norm(c.norm, c.d_model, c.norm_eps)
+        self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        if c.tie_embeddings:  # one matrix both reads and writes tokens (saves vocab * d_model params)
+            self.lm_head.weight = self.tok_embed.weight
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        # GPT-2 initialisation: N(0, 0.02) for every matrix, zero biases
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def new_kv_cache(self) -> KVCache:
+        return KVCache(self.config.n_layers)
+
+    def hidden_states(
+        self,
+        tokens: torch.Tensor,
+        kv_cache: KVCache | None = None,
+        start_pos: int | None = None,
+        padding_mask: torch.Tensor | None = None,
+        manual: bool = False,
+    ) -> torch.Tensor:
+        """tokens (B, T) -> final-normed hidden states (B, T, d_model) (the input of lm_head)."""
+        c = self.config
+        check_shape(tokens, "B T", name="tokens")
+        if tokens.dtype != torch.long:
+            raise TypeError(f"tokens must be torch.long token ids, got {tokens.dtype}")
+        cached = 0 if kv_cache is None else kv_cache.length
+        if start_pos is None:
+            start_pos = cached
+        elif kv_cache is not None and start_pos != cached:
+            raise ValueError(f"start_pos={start_pos} but the KV cache holds {cached} positions")
+        B, T = tokens.shape
+        if start_pos + T > c.max_seq_len:
+            raise ValueError(f"positions up to {start_pos + T} exceed max_seq_len={c.max_seq_len}")
+        x = self.tok_embed(tokens)  # (B, T, d_model)
+        if self.pos_embed is not None:
+            x = x + self.pos_embed(T, start_pos)  # (T, d_model) broadcast over the batch
+        x = self.drop(x)
+        t_key = start_pos + T if kv_cache is not None else T
+        mask = None
+        if padding_mask is not None:
+            check_shape(padding_mask, "B T", name="padding_mask", B=B, T=t_key)
+            mask = make_padding_mask(padding_mask)  # (B, 1, 1, Tk)
+        bias = alibi_bias(c.n_heads, T, t_key, x.device) if c.position == "alibi" else None  # (H, T, Tk)
+        for i, block in enumerate(self.blocks):
+            x = block(
+                x,
+                mask=mask,
+                is_causal=c.sliding_window is None,
+                rope=self.rope,
+                start_pos=start_pos,
+                kv_cache=kv_cache,
+                layer_idx=i,
+                attn_bias=bias,
+                window=c.sliding_window,
+                manual=manual,
+            )
+        return self.norm(x)
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        kv_cache: KVCache | None = None,
+        start_pos: int | None = None,
+        padding_mask: torch.Tensor | None = None,
+        manual: bool = False,
+    ) -> torch.Tensor:
+        """tokens (B, T) long -> logits (B, T, vocab_size). See the module docstring."""
+        return self.lm_head(self.hidden_states(tokens, kv_cache, start_pos, padding_mask, manual))
+
+    @staticmethod
+    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
+        return torch.randint(0, config.vocab_size, (batch, min(16, config.max_seq_len)))
