@@ -27,10 +27,30 @@ from bestiary.scratch.nn import (
     rnn_cell,
     scaled_dot_product_attention,
 )
+from bestiary.scratch.optim import (
+    SGD,
+    Adam,
+    AdamW,
+    Optimizer,
+    Param,
+    RMSprop,
+    cosine_lr,
+    step_lr,
+    warmup_cosine_lr,
+)
 from bestiary.scratch.tensor import Tensor, concatenate, matmul, no_grad, stack, tensor, where
 from bestiary.scratch.value import Value
 
 __all__ = [
+    "SGD",
+    "Adam",
+    "AdamW",
+    "Optimizer",
+    "Param",
+    "RMSprop",
+    "cosine_lr",
+    "step_lr",
+    "warmup_cosine_lr",
     "LSTM",
     "MLP",
     "RNN",
