@@ -122,3 +122,66 @@ def test_convnext_bad_input():
         model(torch.randn(1, 4, 16, 16))
     with pytest.raises(ShapeError, match=r"multiples of 8"):
         model(torch.randn(1, 3, 12, 12))
+
+
+SWIN_RULES = [
+    (r"^patch_embed\.proj\.", "swin.embeddings.patch_embeddings.projection."),
+    (r"^patch_embed\.norm\.", "swin.embeddings.norm."),
+    (r"^stages\.(\d+)\.(\d+)\.norm1\.", r"swin.encoder.layers.\1.blocks.\2.layernorm_before."),
+    (r"^stages\.(\d+)\.(\d+)\.norm2\.", r"swin.encoder.layers.\1.blocks.\2.layernorm_after."),
+    (
+        r"^stages\.(\d+)\.(\d+)\.attn\.relative",
+        r"swin.encoder.layers.\1.blocks.\2.attention.relative_position_bias.relative",
+    ),
+    (r"^stages\.(\d+)\.(\d+)\.attn\.out_proj", r"swin.encoder.layers.\1.blocks.\2.attention.o_proj"),
+    (r"^stages\.(\d+)\.(\d+)\.attn\.", r"swin.encoder.layers.\1.blocks.\2.attention."),
+    (r"^stages\.(\d+)\.(\d+)\.mlp\.up\.", r"swin.encoder.layers.\1.blocks.\2.mlp.fc1."),
+    (r"^stages\.(\d+)\.(\d+)\.mlp\.down\.", r"swin.encoder.layers.\1.blocks.\2.mlp.fc2."),
+    (r"^merges\.(\d+)\.", r"swin.encoder.layers.\1.downsample."),
+    (r"^norm\.", "swin.layernorm."),
+    (r"^head\.", "classifier."),
+]
+
+
+@pytest.mark.parametrize("window", [4, 3])  # 3: the 16x16, 8x8 and 4x4 maps need padding to whole windows
+def test_swin_matches_transformers(window):
+    from transformers import SwinConfig, SwinForImageClassification
+
+    torch.manual_seed(0)
+    hf_config = SwinConfig(
+        image_size=32,
+        patch_size=2,
+        embed_dim=8,
+        depths=[2, 2, 2],
+        num_heads=[2, 4, 8],
+        window_size=window,
+        num_labels=5,
+    )
+    hf = SwinForImageClassification(hf_config).eval()
+    with torch.no_grad():  # the bias tables start at zero in transformers: make them matter
+        for name, p in hf.named_parameters():
+            if "relative_position_bias_table" in name:
+                p.normal_()
+    ours = bestiary.build(
+        "swin",
+        image_size=32,
+        patch_size=2,
+        d_model=8,
+        layers=(2, 2, 2),
+        head_dim=4,
+        window_size=window,
+        num_classes=5,
+    ).eval()
+    theirs = {k: v for k, v in hf.state_dict().items() if "relative_position_index" not in k}
+    copy_renamed(ours, theirs, lambda n: _sub(n, SWIN_RULES))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), hf(x).logits, rtol=1e-4, atol=1e-5)
+
+
+def test_swin_bad_input():
+    model = bestiary.build("swin", tiny=True)  # patch 2
+    with pytest.raises(ShapeError, match=r"C=3"):
+        model(torch.randn(1, 2, 16, 16))
+    with pytest.raises(ShapeError, match=r"multiples of 2"):
+        model(torch.randn(1, 3, 15, 16))

@@ -1,0 +1,178 @@
+"""Swin Transformer: a hierarchical vision transformer with attention inside shifted windows.
+
+Paper: "Swin Transformer: Hierarchical Vision Transformer using Shifted Windows"
+(Liu, Lin, Cao, Hu, Wei, Zhang, Lin & Guo, 2021, arXiv:2103.14030).
+
+Like a CNN, Swin works at four resolutions (H/4, H/8, H/16, H/32), halving the resolution and
+doubling the width with "patch merging" between stages. Each block attends only within w x w
+windows (cost linear in the image size); every second block shifts the windows by w/2 so that
+neighbouring windows exchange information. Positions enter as a learned relative position bias
+(see `bestiary.layers.window_attention`).
+
+The presets match torchvision's swin_t / swin_s / swin_b (Swin v1) parameter counts exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bestiary.layers.drop_path import DropPath, drop_path_rates
+from bestiary.layers.mlp import FeedForward
+from bestiary.layers.patch_embed import PatchEmbed, check_image
+from bestiary.layers.window_attention import (
+    WindowAttention,
+    shifted_window_mask,
+    window_partition,
+    window_reverse,
+)
+from bestiary.registry import Preset, register
+
+
+@dataclass
+class Config:
+    in_channels: int = 3
+    image_size: int = 32  # only used by example_input (no absolute positions: any multiple works)
+    patch_size: int = 2
+    num_classes: int = 10
+    d_model: int = 48  # width of the first stage; doubles at every stage (the paper's C)
+    layers: tuple[int, ...] = (2, 2, 2)  # blocks per stage (the paper's "depths")
+    head_dim: int = 16  # heads per stage = width / head_dim (32 in every published Swin)
+    window_size: int = 4
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    dropout: float = 0.0
+    drop_path: float = 0.0
+
+
+class SwinBlock(nn.Module):
+    """norm -> (shifted) window attention -> residual; norm -> MLP -> residual. (B, H, W, C) in and out."""
+
+    def __init__(self, dim: int, n_heads: int, window: int, shift: int, config: Config, drop_path: float):
+        super().__init__()
+        self.window, self.shift = window, shift
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, n_heads, window, qkv_bias=config.qkv_bias)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = FeedForward(dim, int(dim * config.mlp_ratio), activation="gelu", dropout=config.dropout)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, H, W, C = x.shape
+        # a feature map no bigger than the window is one window: nothing to shift
+        window, shift = (min(H, W), 0) if min(H, W) <= self.window else (self.window, self.shift)
+        shortcut = x
+        x = self.norm1(x)
+        pad_b, pad_r = (-H) % window, (-W) % window  # pad to whole windows (zeros after the norm)
+        x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))  # (B, Hp, Wp, C)
+        Hp, Wp = H + pad_b, W + pad_r
+        mask = None
+        if shift > 0:  # roll the grid up-left; the mask stops wrapped-around tokens from mixing
+            x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
+            mask = shifted_window_mask(Hp, Wp, window, shift, x.device).to(x.dtype)
+        windows = window_partition(x, window)  # (B*nW, w*w, C)
+        windows = self.attn(windows, window, mask)  # (B*nW, w*w, C)
+        x = window_reverse(windows, window, Hp, Wp)  # (B, Hp, Wp, C)
+        if shift > 0:
+            x = torch.roll(x, shifts=(shift, shift), dims=(1, 2))
+        x = x[:, :H, :W, :]  # drop the padding
+        x = shortcut + self.drop_path(x)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class PatchMerging(nn.Module):
+    """Concatenate each 2x2 group of neighbours (4C), LayerNorm, project to 2C: (B, H, W, C) -> (B, H/2, W/2, 2C)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(4 * dim)
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        H, W = x.shape[1:3]
+        x = F.pad(x, (0, 0, 0, W % 2, 0, H % 2))  # odd sizes: pad one row/column
+        x = torch.cat(
+            [x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1
+        )  # (B, H/2, W/2, 4C)
+        return self.reduction(self.norm(x))
+
+
+def _preset(d_model: int, layers: tuple[int, ...], params: int, name: str) -> Preset:
+    return Preset(
+        dict(
+            d_model=d_model,
+            layers=layers,
+            head_dim=32,
+            window_size=7,
+            patch_size=4,
+            image_size=224,
+            num_classes=1000,
+        ),
+        params=params,
+        source=f"torchvision.models.{name} docs (num_params)",
+    )
+
+
+@register(
+    "swin",
+    family="vision",
+    config=Config,
+    summary="Swin Transformer: hierarchical ViT with attention in shifted local windows.",
+    paper="Swin Transformer: Hierarchical Vision Transformer using Shifted Windows",
+    year=2021,
+    arxiv="2103.14030",
+    input_kind="image",
+    tiny=dict(d_model=8, layers=(2, 1), head_dim=4, window_size=2, image_size=16, patch_size=2),
+    presets={
+        "swin_t": _preset(96, (2, 2, 6, 2), 28_288_354, "swin_t"),
+        "swin_s": _preset(96, (2, 2, 18, 2), 49_606_258, "swin_s"),
+        "swin_b": _preset(128, (2, 2, 18, 2), 87_768_224, "swin_b"),
+    },
+    outputs="logits (B, num_classes)",
+)
+class Swin(nn.Module):
+    def __init__(self, config: Config):
+        super().__init__()
+        self.config = config
+        self.patch_embed = PatchEmbed(config.in_channels, config.d_model, config.patch_size, norm=True)
+        rates = iter(drop_path_rates(config.drop_path, sum(config.layers)))
+        self.stages = nn.ModuleList()
+        self.merges = nn.ModuleList()
+        dim = config.d_model
+        for i, depth in enumerate(config.layers):
+            if dim % config.head_dim:
+                raise ValueError(f"stage width {dim} must be divisible by head_dim={config.head_dim}")
+            blocks = [
+                SwinBlock(
+                    dim,
+                    dim // config.head_dim,
+                    config.window_size,
+                    0 if j % 2 == 0 else config.window_size // 2,  # shift every second block
+                    config,
+                    next(rates),
+                )
+                for j in range(depth)
+            ]
+            self.stages.append(nn.Sequential(*blocks))
+            last = i == len(config.layers) - 1
+            self.merges.append(nn.Identity() if last else PatchMerging(dim))
+            dim = dim if last else 2 * dim
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, config.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        check_image(x, c.in_channels, multiple_of=c.patch_size)
+        rows, cols = x.shape[-2] // c.patch_size, x.shape[-1] // c.patch_size
+        x = self.patch_embed(x).view(x.shape[0], rows, cols, -1)  # (B, H/p, W/p, C)
+        for stage, merge in zip(self.stages, self.merges):
+            x = merge(stage(x))
+        x = self.norm(x).mean(dim=(1, 2))  # (B, C_last)
+        return self.head(x)  # (B, num_classes)
+
+    @staticmethod
+    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
+        return torch.randn(batch, config.in_channels, config.image_size, config.image_size)
