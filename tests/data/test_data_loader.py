@@ -84,3 +84,16 @@ def test_to_tensor_shares_memory_or_copies_when_it_must():
     assert to_tensor(np.arange(4)[::-1]).tolist() == [3, 2, 1, 0]
     ds = to_tensor_dataset(np.zeros((5, 2)), np.arange(5))
     assert len(ds) == 5 and ds[3][1] == 3
+
+
+@pytest.mark.parametrize(
+    "device",
+    ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))],
+)
+def test_device_placement_keeps_the_same_order(device):
+    y = np.arange(40)
+    on_cpu = torch.cat([b[0] for b in ArrayLoader(y, batch_size=8, seed=5)])
+    loader = ArrayLoader(y, batch_size=8, seed=5, device=device)
+    batches = [b[0] for b in loader]
+    assert all(b.device.type == device for b in batches)
+    assert torch.equal(torch.cat(batches).cpu(), on_cpu)  # permutation drawn on CPU for every device
