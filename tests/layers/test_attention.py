@@ -1,0 +1,174 @@
+"""Attention: manual path vs SDPA, our MHA vs torch.nn.MultiheadAttention, masks, GQA/MQA, caching."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bestiary.layers import (
+    KVCache,
+    MultiHeadAttention,
+    RotaryEmbedding,
+    causal_mask,
+    padding_mask,
+    scaled_dot_product_attention,
+    sliding_window_mask,
+)
+
+ATOL = 1e-5  # float32 reductions in a different order
+
+
+def _qkv(B=2, H=3, Tq=5, Tk=5, D=8):
+    return torch.randn(B, H, Tq, D), torch.randn(B, H, Tk, D), torch.randn(B, H, Tk, D)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("tq,tk", [(5, 5), (2, 7)])
+def test_manual_equals_sdpa(causal, tq, tk):
+    q, k, v = _qkv(Tq=tq, Tk=tk)
+    mask = torch.rand(2, 1, tq, tk) > 0.3
+    bias = torch.randn(3, tq, tk)
+    for kwargs in [{}, {"attn_bias": bias}, {"scale": 1.0}]:
+        a = scaled_dot_product_attention(q, k, v, mask, causal, 0.0, False, **kwargs)
+        b = scaled_dot_product_attention(q, k, v, mask, causal, 0.0, True, **kwargs)
+        torch.testing.assert_close(a, b, atol=ATOL, rtol=1e-5)
+
+
+def test_manual_path_matches_the_formula_in_float64():
+    q, k, v = (t.double() for t in _qkv())
+    weights = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5, dim=-1)
+    torch.testing.assert_close(scaled_dot_product_attention(q, k, v, manual=True), weights @ v)
+
+
+def test_causal_matches_torch_sdpa_is_causal():
+    q, k, v = _qkv()
+    ref = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    torch.testing.assert_close(
+        scaled_dot_product_attention(q, k, v, is_causal=True, manual=True), ref, atol=ATOL, rtol=0
+    )
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_mha_matches_torch_multihead_attention(causal):
+    torch.manual_seed(0)
+    d, h, T = 16, 4, 6
+    ours = MultiHeadAttention(d, h).eval()
+    ref = torch.nn.MultiheadAttention(d, h, batch_first=True).eval()
+    with torch.no_grad():  # torch packs q, k, v into one in_proj matrix
+        ref.in_proj_weight.copy_(torch.cat([ours.q_proj.weight, ours.k_proj.weight, ours.v_proj.weight]))
+        ref.in_proj_bias.copy_(torch.cat([ours.q_proj.bias, ours.k_proj.bias, ours.v_proj.bias]))
+        ref.out_proj.weight.copy_(ours.out_proj.weight)
+        ref.out_proj.bias.copy_(ours.out_proj.bias)
+    x = torch.randn(2, T, d)
+    keep = torch.ones(2, T, dtype=torch.bool)
+    keep[1, -2:] = False  # the second sequence has two padding tokens at the end
+    attn_mask = torch.ones(T, T).triu(1).bool() if causal else None  # torch: True = NOT allowed
+    expected, _ = ref(x, x, x, key_padding_mask=~keep, attn_mask=attn_mask, need_weights=False)
+    for manual in (False, True):
+        got = ours(x, mask=padding_mask(keep), is_causal=causal, manual=manual)
+        torch.testing.assert_close(got, expected, atol=ATOL, rtol=1e-5)
+
+
+def test_cross_attention_matches_torch():
+    d, h = 16, 2
+    ours = MultiHeadAttention(d, h).eval()
+    ref = torch.nn.MultiheadAttention(d, h, batch_first=True).eval()
+    with torch.no_grad():
+        ref.in_proj_weight.copy_(torch.cat([ours.q_proj.weight, ours.k_proj.weight, ours.v_proj.weight]))
+        ref.in_proj_bias.copy_(torch.cat([ours.q_proj.bias, ours.k_proj.bias, ours.v_proj.bias]))
+        ref.out_proj.load_state_dict(ours.out_proj.state_dict())
+    x, ctx = torch.randn(2, 3, d), torch.randn(2, 7, d)
+    torch.testing.assert_close(ours(x, ctx), ref(x, ctx, ctx, need_weights=False)[0], atol=ATOL, rtol=1e-5)
+
+
+@pytest.mark.parametrize("n_kv_heads", [1, 2])
+def test_gqa_equals_mha_with_repeated_kv_weights(n_kv_heads):
+    """GQA/MQA is MHA whose key/value heads are copies within each group."""
+    d, h, dh = 24, 4, 6
+    gqa = MultiHeadAttention(d, h, n_kv_heads=n_kv_heads, bias=False).eval()
+    mha = MultiHeadAttention(d, h, bias=False).eval()
+    rep = h // n_kv_heads
+    with torch.no_grad():
+        mha.q_proj.weight.copy_(gqa.q_proj.weight)
+        mha.out_proj.weight.copy_(gqa.out_proj.weight)
+        for name in ("k_proj", "v_proj"):
+            w = getattr(gqa, name).weight.view(n_kv_heads, dh, d)  # (Hkv, Dh, d)
+            getattr(mha, name).weight.copy_(w.repeat_interleave(rep, dim=0).reshape(h * dh, d))
+    x = torch.randn(2, 5, d)
+    torch.testing.assert_close(gqa(x, is_causal=True), mha(x, is_causal=True), atol=ATOL, rtol=1e-5)
+    assert gqa.k_proj.weight.numel() == mha.k_proj.weight.numel() // rep
+
+
+def test_causal_attention_ignores_the_future():
+    attn = MultiHeadAttention(8, 2).eval()
+    x = torch.randn(1, 6, 8)
+    y = x.clone()
+    y[:, 4:] = torch.randn(1, 2, 8)  # change only positions 4 and 5
+    torch.testing.assert_close(attn(x, is_causal=True)[:, :4], attn(y, is_causal=True)[:, :4])
+    assert not torch.allclose(attn(x)[:, :4], attn(y)[:, :4])  # without the mask it would leak
+
+
+def test_masks_follow_their_definitions():
+    m = causal_mask(3, 5)  # 3 new queries at absolute positions 2, 3, 4
+    for i in range(3):
+        for j in range(5):
+            assert m[i, j] == (j <= i + 2)
+    w = sliding_window_mask(4, 6, window=2)
+    for i in range(4):
+        for j in range(6):
+            assert w[i, j] == (0 <= (i + 2) - j < 2)
+    with pytest.raises(ValueError, match="window"):
+        sliding_window_mask(2, 2, 0)
+    with pytest.raises(ValueError, match=r"\(B, T\)"):
+        padding_mask(torch.ones(3))
+
+
+def test_sliding_window_attention_is_local():
+    attn = MultiHeadAttention(8, 2).eval()
+    x = torch.randn(1, 8, 8)
+    full_window = attn(x, window=8)
+    torch.testing.assert_close(full_window, attn(x, is_causal=True), atol=ATOL, rtol=0)
+    y = x.clone()
+    y[:, 0] = torch.randn(8)  # position 0 is outside the window of positions >= 3 (window 3)
+    torch.testing.assert_close(attn(x, window=3)[:, 3:], attn(y, window=3)[:, 3:])
+
+
+def test_left_padding_does_not_change_real_positions():
+    attn = MultiHeadAttention(8, 2).eval()
+    x = torch.randn(1, 4, 8)
+    padded = torch.cat([torch.randn(1, 2, 8), x], dim=1)  # two garbage pad tokens on the left
+    keep = torch.tensor([[False, False, True, True, True, True]])
+    out = attn(padded, mask=padding_mask(keep), is_causal=True)
+    assert torch.isfinite(out).all()  # fully masked pad rows stay finite
+    torch.testing.assert_close(out[:, 2:], attn(x, is_causal=True), atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("n_kv_heads", [4, 2, 1])
+def test_kv_cache_gives_the_same_outputs(n_kv_heads):
+    attn = MultiHeadAttention(16, 4, n_kv_heads=n_kv_heads).eval()
+    rope = RotaryEmbedding(4)
+    x = torch.randn(2, 7, 16)
+    full = attn(x, is_causal=True, rope=rope)
+    cache = KVCache(1)
+    parts, pos = [], 0
+    for n in (3, 1, 1, 2):  # a prompt, then single tokens, then two at once
+        parts.append(attn(x[:, pos : pos + n], is_causal=True, rope=rope, kv_cache=cache, start_pos=pos))
+        pos += n
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=ATOL, rtol=0)
+    assert cache.length == 7 and cache.keys[0].shape == (2, n_kv_heads, 7, 4)
+
+
+def test_positional_signatures_stay_backward_compatible():
+    attn = MultiHeadAttention(8, 2, 1, 4, False, 0.0)  # d_model, n_heads, n_kv_heads, head_dim, bias, dropout
+    assert attn.q_proj.bias is None and attn.k_proj.out_features == 4
+    q, k, v = _qkv()
+    out = scaled_dot_product_attention(q, k, v, None, True, 0.0, True)
+    assert out.shape == q.shape
+
+
+def test_bad_configuration_errors():
+    with pytest.raises(ValueError, match="divisible"):
+        MultiHeadAttention(10, 3)
+    with pytest.raises(ValueError, match="multiple of n_kv_heads"):
+        MultiHeadAttention(12, 4, n_kv_heads=3)
+    with pytest.raises(ValueError, match="shape"):
+        MultiHeadAttention(8, 2)(torch.randn(2, 3, 9))
