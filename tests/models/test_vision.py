@@ -185,3 +185,79 @@ def test_swin_bad_input():
         model(torch.randn(1, 2, 16, 16))
     with pytest.raises(ShapeError, match=r"multiples of 2"):
         model(torch.randn(1, 3, 15, 16))
+
+
+def test_mlp_mixer_matches_einsum_reference():
+    """An independent functional Mixer (einsum along explicit axes) with the model's own weights."""
+    F = torch.nn.functional
+    model = bestiary.build("mlp_mixer", tiny=True).eval()
+    x = torch.randn(2, 3, 16, 16)
+    p = dict(model.named_parameters())
+    # patches by hand: (B, C, 4, 4, 4, 4) -> (B, N=16, C*4*4), projected by the conv weight as a matrix
+    patches = x.unfold(2, 4, 4).unfold(3, 4, 4)  # (B, C, 4, 4, ph, pw)
+    patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(2, 16, 3 * 16)
+    h = patches @ p["patch_embed.proj.weight"].reshape(16, -1).T + p["patch_embed.proj.bias"]  # (B, N, D)
+    for i in range(2):
+        b = f"blocks.{i}."
+        y = F.layer_norm(h, (16,), p[b + "norm1.weight"], p[b + "norm1.bias"], eps=1e-6)
+        hidden = F.gelu(
+            torch.einsum("bnd,kn->bkd", y, p[b + "token_mlp.up.weight"]) + p[b + "token_mlp.up.bias"][:, None]
+        )
+        h = (
+            h
+            + torch.einsum("bkd,nk->bnd", hidden, p[b + "token_mlp.down.weight"])
+            + p[b + "token_mlp.down.bias"][:, None]
+        )
+        y = F.layer_norm(h, (16,), p[b + "norm2.weight"], p[b + "norm2.bias"], eps=1e-6)
+        hidden = F.gelu(
+            torch.einsum("bnd,kd->bnk", y, p[b + "channel_mlp.up.weight"]) + p[b + "channel_mlp.up.bias"]
+        )
+        h = (
+            h
+            + torch.einsum("bnk,dk->bnd", hidden, p[b + "channel_mlp.down.weight"])
+            + p[b + "channel_mlp.down.bias"]
+        )
+    h = F.layer_norm(h, (16,), p["norm.weight"], p["norm.bias"], eps=1e-6).mean(1)
+    expected = h @ p["head.weight"].T + p["head.bias"]
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_mlp_mixer_bad_input():
+    model = bestiary.build("mlp_mixer", tiny=True)
+    with pytest.raises(ShapeError, match=r"H=16"):  # the token MLP fixes the number of patches
+        model(torch.randn(1, 3, 20, 20))
+
+
+POOLFORMER_RULES = [
+    (r"^downsample\.(\d+)\.", r"poolformer.encoder.patch_embeddings.\1.projection."),
+    (r"^stages\.(\d+)\.(\d+)\.layer_scale(\d)\.scale", r"poolformer.encoder.block.\1.\2.layer_scale_\3"),
+    (r"^stages\.(\d+)\.(\d+)\.norm1\.", r"poolformer.encoder.block.\1.\2.before_norm."),
+    (r"^stages\.(\d+)\.(\d+)\.norm2\.", r"poolformer.encoder.block.\1.\2.after_norm."),
+    (r"^stages\.(\d+)\.(\d+)\.mlp\.0\.", r"poolformer.encoder.block.\1.\2.output.conv1."),
+    (r"^stages\.(\d+)\.(\d+)\.mlp\.3\.", r"poolformer.encoder.block.\1.\2.output.conv2."),
+    (r"^norm\.", "norm."),
+    (r"^head\.", "classifier."),
+]
+
+
+def test_poolformer_matches_transformers():
+    from transformers import PoolFormerConfig, PoolFormerForImageClassification
+
+    torch.manual_seed(0)
+    hf_config = PoolFormerConfig(
+        depths=[1, 2],
+        hidden_sizes=[8, 16],
+        num_encoder_blocks=2,
+        patch_sizes=[7, 3],
+        strides=[4, 2],
+        padding=[2, 1],
+        num_labels=5,
+        layer_scale_init_value=0.5,
+    )
+    hf = PoolFormerForImageClassification(hf_config).eval()
+    ours = bestiary.build("poolformer", layers=(1, 2), widths=(8, 16), num_classes=5).eval()
+    copy_renamed(ours, hf.state_dict(), lambda n: _sub(n, POOLFORMER_RULES))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), hf(x).logits, rtol=1e-4, atol=1e-5)
