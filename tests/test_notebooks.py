@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from bestiary import notebooks
-from bestiary.notebooks import NotebookError, discover, find, notebook_info, run_notebook
+from bestiary.notebooks import NotebookError, discover, find, notebook_info, outline, run_notebook
 
 NOTEBOOKS = discover()
 
@@ -28,6 +28,14 @@ def test_notebook_runs_in_quick_mode(nb: notebooks.NotebookInfo) -> None:
     threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
     result = run_notebook(nb, quick=True, threads=threads)
     assert result.ok, f"notebook {nb.id} ({nb.path}) failed in quick mode:\n{result.failure}"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
+def test_notebook_follows_the_lesson_structure(nb: notebooks.NotebookInfo) -> None:
+    # DESIGN.md: title -> What you'll learn -> setup -> sections with "What to look for" before
+    # figures -> an assert on the outcome -> Experiments to try. Read from the source, no kernel.
+    problems = outline(nb).problems
+    assert not problems, f"{nb.path}: " + "; ".join(problems)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,6 +113,56 @@ def test_discover_parses_id_slug_track_and_title(tmp_path: Path) -> None:
         find(["F98_pasing"], root)
     with pytest.raises(NotebookError, match="<ID>_<slug>"):
         notebook_info(root / "notebooks" / "foundations" / "helper.py")
+
+
+LESSON = """# %% [markdown]
+# # F97 · A lesson
+#
+# ## What you'll learn
+# - one thing;
+# - another thing that
+#   continues on a second line.
+
+# %%
+import bestiary
+
+QUICK = bestiary.quick()
+
+# %% [markdown]
+# ## A section
+#
+# **What to look for:** a line.
+
+# %%
+plt.plot([1, 2])
+plt.show()
+assert True
+
+# %% [markdown]
+# ## Experiments to try
+# - more.
+"""
+
+
+def test_outline_reads_the_lesson_structure(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    path = root / "notebooks" / "foundations" / "F97_lesson.py"
+    path.write_text(LESSON)
+    good = outline(notebook_info(path))
+    assert good.learn == ["one thing;", "another thing that continues on a second line."]
+    assert good.sections == ["What you'll learn", "A section", "Experiments to try"]
+    assert (good.look_for, good.figures, good.asserts, good.setup) == (1, 1, 1, True)
+    assert good.problems == []
+    # each broken convention is named
+    broken = (
+        LESSON.replace("**What to look for:**", "Look:")
+        .replace("assert True", "")
+        .replace("Experiments", "More")
+    )
+    path.write_text(broken.replace("QUICK = bestiary.quick()", "QUICK = False"))
+    problems = "; ".join(outline(notebook_info(path)).problems)
+    for expected in ("What to look for", "asserts no", "Experiments to try", "QUICK = bestiary.quick()"):
+        assert expected in problems, problems
 
 
 def test_the_repository_notebooks_are_discovered() -> None:

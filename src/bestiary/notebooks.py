@@ -158,6 +158,79 @@ def find(ids: Iterable[str], root: Path | None = None) -> list[NotebookInfo]:
 
 
 # --------------------------------------------------------------------------------------------------
+# the lesson structure (DESIGN.md, "Notebooks")
+
+
+@dataclass
+class Outline:
+    """What a notebook teaches and whether it follows the lesson structure, read from its source."""
+
+    info: NotebookInfo
+    sections: list[str]  # the "## " headings, in order
+    learn: list[str]  # the bullets under "## What you'll learn"
+    look_for: int  # markdown cells with "**What to look for:**"
+    figures: int  # code cells that show a figure (plt.show(), or a widget/animation display)
+    asserts: int  # assert statements in code cells
+    setup: bool  # the setup cell reads QUICK = bestiary.quick()
+
+    @property
+    def problems(self) -> list[str]:
+        """The conventions this notebook breaks (empty when it follows them all)."""
+        found = []
+        if not self.learn:
+            found.append("no '## What you'll learn' section with bullets")
+        if not self.setup:
+            found.append("no setup cell with `QUICK = bestiary.quick()`")
+        if not self.figures:
+            found.append("shows no figure (plt.show())")
+        if self.look_for < min(self.figures, 1):
+            found.append("no '**What to look for:**' before its figures")
+        if not self.asserts:
+            found.append("asserts no learning outcome")
+        if not self.sections or self.sections[-1] != "Experiments to try":
+            found.append("does not end with '## Experiments to try'")
+        return found
+
+
+def _cells(text: str) -> list[tuple[str, str]]:
+    """Split a percent-format file into (kind, text) cells; markdown loses its '# ' prefixes."""
+    cells: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        if line.startswith("# %%"):
+            kind = "markdown" if ("[markdown]" in line or "[md]" in line) else "code"
+            cells.append((kind, []))
+        elif cells:
+            kind, lines = cells[-1]
+            lines.append(re.sub(r"^# ?", "", line) if kind == "markdown" else line)
+    return [(kind, "\n".join(lines)) for kind, lines in cells]
+
+
+def outline(notebook: NotebookInfo) -> Outline:
+    """Read a notebook's sections, learning goals and structure without running it."""
+    cells = _cells(notebook.path.read_text(encoding="utf-8"))
+    markdown = "\n".join(text for kind, text in cells if kind == "markdown")
+    code = [text for kind, text in cells if kind == "code"]
+    learn_block = re.search(r"^## What you.ll learn\s*\n(?P<body>.*?)(?=^#|\Z)", markdown, re.M | re.S)
+    learn = []
+    if learn_block:
+        for line in learn_block["body"].splitlines():
+            if line.startswith(("- ", "* ")):
+                learn.append(line[2:].strip())
+            elif line.startswith("  ") and learn:  # a bullet's continuation line
+                learn[-1] += " " + line.strip()
+    show = re.compile(r"plt\.show\(|display\(|\.show\(\)|interact\(|FuncAnimation")
+    return Outline(
+        info=notebook,
+        sections=re.findall(r"^## (.+?)\s*$", markdown, re.M),
+        learn=learn,
+        look_for=sum("**What to look for:**" in text for kind, text in cells if kind == "markdown"),
+        figures=sum(bool(show.search(text)) for text in code),
+        asserts=sum(len(re.findall(r"^\s*assert\b", text, re.M)) for text in code),
+        setup=any(re.search(r"QUICK\s*=\s*bestiary\.quick\(\)", text) for text in code),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
 # execution
 
 
