@@ -80,3 +80,41 @@ def test_resnet_bad_input_names_expected_shape():
         model(torch.randn(2, 1, 16, 16))
     with pytest.raises(ShapeError, match=r"expected image of shape"):
         model(torch.randn(3, 16, 16))  # forgot the batch dimension
+
+
+@pytest.mark.parametrize("name", ["densenet", "mobilenet", "efficientnet"])
+def test_image_cnn_bad_channels(name):
+    model = bestiary.build(name, tiny=True)
+    with pytest.raises(ShapeError, match=r"C=3"):
+        model(torch.randn(1, 1, 16, 16))
+
+
+def test_densenet_layers_see_all_earlier_features():
+    model = bestiary.build("densenet", growth_rate=4, layers=(3,), d_model=8)
+    block = model.blocks[0]
+    # layer l of a dense block takes d_model + l * growth_rate channels
+    assert [layer.conv1.in_channels for layer in block.layers] == [8, 12, 16]
+    out = block(torch.randn(1, 8, 5, 5))
+    assert out.shape == (1, 8 + 3 * 4, 5, 5)
+
+
+def test_inverted_residual_uses_residual_only_when_shapes_match():
+    from bestiary.layers.conv_blocks import InvertedResidual
+
+    same = InvertedResidual(8, 8, 1, 6).eval()
+    x = torch.randn(1, 8, 6, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(same(x), x + same.block(x))
+    assert not InvertedResidual(8, 8, 2, 6).use_residual
+    assert not InvertedResidual(8, 16, 1, 6).use_residual
+
+
+def test_efficientnet_compound_scaling_grows_depth_and_width():
+    def n_blocks(model):
+        return sum(1 for m in model.features if m.__class__.__name__ == "InvertedResidual")
+
+    b0 = bestiary.build("efficientnet_b0", num_classes=10)
+    b3 = bestiary.build("efficientnet_b3", num_classes=10)
+    assert n_blocks(b0) == 16  # the paper's Table 1: 1+2+2+3+3+4+1
+    assert n_blocks(b3) == 26  # ceil(1.4 * n) per stage
+    assert b3.head.in_features == 1536  # 4 * make_divisible(320 * 1.2)
