@@ -174,3 +174,25 @@ def test_grkan_linear_is_rational_then_linear():
     W, bias = layer.linear.weight.detach().numpy(), layer.linear.bias.detach().numpy()
     expected = numpy_rational(x.numpy(), a, b, 4) @ W.T + bias
     np.testing.assert_allclose(layer(x).detach().numpy(), expected, rtol=1e-12)
+
+
+def test_refine_grid_keeps_the_function_when_knots_are_nested():
+    torch.manual_seed(0)
+    layer = KANLinear(3, 2, grid_size=4, spline_order=3, grid_range=(-1.0, 1.0)).double()
+    with torch.no_grad():
+        layer.spline_coef.normal_()
+    x = torch.rand(50, 3, dtype=torch.float64) * 2 - 1  # inside the grid
+    before = layer(x)
+    layer.refine_grid(8)  # every old knot is a new knot: a cubic on the coarse grid is one on the fine grid
+    assert layer.spline_coef.shape == (2, 3, 8 + 3) and layer.grid.shape == (3, 8 + 2 * 3 + 1)
+    torch.testing.assert_close(layer(x), before, rtol=1e-9, atol=1e-9)
+
+
+def test_refine_grid_non_nested_is_a_close_least_squares_fit():
+    torch.manual_seed(0)
+    layer = KANLinear(2, 2, grid_size=4, spline_order=3).double()
+    x = torch.rand(50, 2, dtype=torch.float64) * 2 - 1
+    before = layer(x)
+    layer.refine_grid(7)  # not nested: the fit is approximate, but close for a smooth spline
+    assert (layer(x) - before).abs().max() < 0.05 * before.abs().max()
+    assert layer.grid_range == (-1.0, 1.0)

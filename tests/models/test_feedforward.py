@@ -248,3 +248,15 @@ def test_bitnet_forward_sees_only_the_ternary_pattern_and_the_scale():
         block = model.blocks[0].up
         block.weight[0, 0] = -block.weight[0, 0] * 5
     assert not torch.allclose(model(x), before, rtol=1e-5, atol=1e-5)
+
+
+def test_kan_refine_grid_then_train_on():
+    torch.manual_seed(0)
+    model = bestiary.build("kan", in_dim=2, grid_size=3, grid_range=(-1.0, 1.0))
+    x = torch.rand(20, 2) * 2 - 1
+    before = model(x)
+    model.refine_grid(6)
+    assert model.config.grid_size == 6 and all(layer.grid_size == 6 for layer in model.layers)
+    # the first layer's inputs are inside the grid: exact; later layers may see values outside
+    # [-1, 1], where the old and new splines are both extrapolations, so compare loosely
+    torch.testing.assert_close(model(x), before, rtol=1e-2, atol=1e-2)

@@ -113,6 +113,36 @@ class KANLinear(nn.Module):
         weights = self.spline_coef * self.spline_scale.unsqueeze(-1)  # (out, in, n_basis)
         return base + torch.einsum("...ic,oic->...o", basis, weights)  # (..., out)
 
+    @property
+    def grid_range(self) -> tuple[float, float]:
+        """The interval the splines cover (the knots beyond it are the order-k extension)."""
+        k = self.spline_order
+        return float(self.grid[0, k]), float(self.grid[0, -k - 1])
+
+    @torch.no_grad()
+    def refine_grid(self, grid_size: int, grid_range: tuple[float, float] | None = None) -> None:
+        """Re-grid the splines (the paper's "grid extension"), keeping each edge function as it is.
+
+        New coefficients are the least-squares fit of the new basis to the current splines, sampled
+        densely on the old range. When the new grid contains the old knots (same range, grid_size a
+        multiple of the old one) the fit is exact: a coarse spline is also a fine spline. Start
+        coarse, train, refine, train on: the paper's way to add resolution without starting over.
+        Parameter shapes change, so build the optimizer again after calling this.
+        """
+        k, lo_hi = self.spline_order, self.grid_range
+        new_grid = uniform_grid(self.in_dim, grid_size, k, grid_range or lo_hi).to(self.grid)
+        n_samples = 4 * (grid_size + k) + 1
+        # samples on [low, high): at `high` itself only part of the basis is defined (half-open intervals)
+        x = torch.linspace(*lo_hi, n_samples + 1, dtype=torch.float64, device=self.grid.device)[:-1]
+        x = x.unsqueeze(1).expand(-1, self.in_dim)  # (N, in): the same samples for every input
+        old_basis = bspline_basis(x, self.grid.double(), k)  # (N, in, G_old + k)
+        new_basis = bspline_basis(x, new_grid.double(), k)  # (N, in, G_new + k)
+        targets = torch.einsum("nic,oic->ino", old_basis, self.spline_coef.double())  # (in, N, out)
+        solution = torch.linalg.lstsq(new_basis.transpose(0, 1), targets).solution  # (in, G_new + k, out)
+        self.grid = new_grid
+        self.spline_coef = nn.Parameter(solution.permute(2, 0, 1).to(self.spline_coef.dtype).contiguous())
+        self.grid_size = grid_size
+
     def extra_repr(self) -> str:
         return f"{self.in_dim}, {self.out_dim}, grid_size={self.grid_size}, spline_order={self.spline_order}"
 

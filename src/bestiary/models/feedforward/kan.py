@@ -10,7 +10,8 @@ variables is a sum of such 1-D functions of sums; a KAN makes that shape deep an
 
 The layer lives in `bestiary.layers.kan.KANLinear` (shared with `kat`). Splines are non-zero only on
 `grid_range`, so standardise the inputs (the SiLU branch still sees values outside it). The paper's
-grid refinement (re-fitting the grid to the data during training) is not implemented here.
+grid extension (train on a coarse grid, then refine it and train on) is `KAN.refine_grid`; its
+data-adaptive grids and pruning/symbolic regression tools are not implemented here.
 """
 
 from __future__ import annotations
@@ -63,6 +64,15 @@ class KAN(nn.Module):
         for layer in self.layers:  # no activation between layers: the edges are the nonlinearity
             x = layer(x)  # (B, width)
         return x  # (B, num_classes)
+
+    def refine_grid(self, grid_size: int) -> None:
+        """Give every layer a finer spline grid, keeping the learned functions (see KANLinear.refine_grid).
+
+        Rebuild the optimizer afterwards: the spline coefficients are new, larger tensors.
+        """
+        for layer in self.layers:
+            layer.refine_grid(grid_size)
+        self.config.grid_size = grid_size
 
     @staticmethod
     def example_input(config: Config, batch: int = 2) -> torch.Tensor:
