@@ -8,7 +8,8 @@ initialise. KAT changes three things, all in `bestiary.layers.kan`:
 2. one rational function per *group* of channels instead of one per edge, followed by a linear map
    ("GR-KAN"), so the parameter count is that of an ordinary MLP plus a few coefficients per group;
 3. initialisation from known activations: the first GR-KAN starts as the identity, the second as
-   GELU, so at step 0 the block *is* a ViT MLP (Linear -> GELU -> Linear).
+   GELU, so at step 0 the block *is* a ViT MLP (Linear -> GELU -> Linear). (The paper also rescales
+   the linear weights for variance preservation; we keep PyTorch's default Linear initialisation.)
 
 Everything else is a pre-norm ViT (Dosovitskiy et al., 2020, arXiv:2010.11929): non-overlapping
 patches -> linear embedding, a [CLS] token, learned position embeddings, L blocks of
