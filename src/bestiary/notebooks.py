@@ -174,22 +174,29 @@ class Outline:
     setup: bool  # the setup cell reads QUICK = bestiary.quick()
 
     @property
+    def checks(self) -> dict[str, bool]:
+        """Each convention of the lesson structure -> whether this notebook follows it."""
+        return {
+            "What you'll learn": bool(self.learn),
+            "setup cell": self.setup,
+            "figure": self.figures > 0,
+            "What to look for": self.look_for > 0 or self.figures == 0,
+            "assert": self.asserts > 0,
+            "Experiments to try": bool(self.sections) and self.sections[-1] == "Experiments to try",
+        }
+
+    @property
     def problems(self) -> list[str]:
-        """The conventions this notebook breaks (empty when it follows them all)."""
-        found = []
-        if not self.learn:
-            found.append("no '## What you'll learn' section with bullets")
-        if not self.setup:
-            found.append("no setup cell with `QUICK = bestiary.quick()`")
-        if not self.figures:
-            found.append("shows no figure (plt.show())")
-        if self.look_for < min(self.figures, 1):
-            found.append("no '**What to look for:**' before its figures")
-        if not self.asserts:
-            found.append("asserts no learning outcome")
-        if not self.sections or self.sections[-1] != "Experiments to try":
-            found.append("does not end with '## Experiments to try'")
-        return found
+        """The conventions this notebook breaks, in words (empty when it follows them all)."""
+        messages = {
+            "What you'll learn": "no '## What you'll learn' section with bullets",
+            "setup cell": "no setup cell with `QUICK = bestiary.quick()`",
+            "figure": "shows no figure (plt.show())",
+            "What to look for": "no '**What to look for:**' before its figures",
+            "assert": "asserts no learning outcome",
+            "Experiments to try": "does not end with '## Experiments to try'",
+        }
+        return [messages[rule] for rule, ok in self.checks.items() if not ok]
 
 
 def _cells(text: str) -> list[tuple[str, str]]:
@@ -653,7 +660,7 @@ def build(
                 bar.set_postfix_str(f"{res.id} {'ok' if res.ok else 'FAILED'}")
                 bar.update()
     bar.close()
-    order = {info.id: i for i, info in enumerate(chosen)}
-    results.sort(key=lambda r: order[r.id])
+    order = {info.id: i for i, info in enumerate(discover(root))}
+    results.sort(key=lambda r: order.get(r.id, len(order)))
     write_index(out_dir, root, results)
     return results
