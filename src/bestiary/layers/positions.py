@@ -112,14 +112,22 @@ class RotaryEmbedding(nn.Module):
             theta = theta * scaling_factor ** (head_dim / (head_dim - 2))
         else:
             self.position_scale = 1.0 / scaling_factor
-        inv_freq = theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)  # (D/2,)
-        if scaling is not None:
-            inv_freq = scaling(inv_freq)
-        self.register_buffer("inv_freq", inv_freq.float(), persistent=False)
+        self.theta = theta
+        self.scaling = scaling
+
+    @property
+    def inv_freq(self) -> torch.Tensor:
+        """θ_i = theta^(-2i/D), i = 0 .. D/2-1, (D/2,) float32. Recomputed on use (D/2 numbers), so
+        the module has no state: it survives meta-device construction and dtype casts unchanged."""
+        inv_freq = self.theta ** (-torch.arange(0, self.head_dim, 2, dtype=torch.float64) / self.head_dim)
+        if self.scaling is not None:
+            inv_freq = self.scaling(inv_freq)
+        return inv_freq.float()
 
     def cos_sin(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """positions (T,) or (B, T) -> cos, sin of shape (..., T, D)."""
-        angles = positions.float()[..., None] * self.position_scale * self.inv_freq  # (..., T, D/2)
+        inv_freq = self.inv_freq.to(positions.device)
+        angles = positions.float()[..., None] * self.position_scale * inv_freq  # (..., T, D/2)
         angles = torch.cat([angles, angles], dim=-1)  # (..., T, D): pair i uses dims i and i + D/2
         return angles.cos(), angles.sin()
 

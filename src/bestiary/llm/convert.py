@@ -26,7 +26,7 @@ with the weight transposed (in, out), and fuses q, k, v into one `c_attn`:
     transformer.ln_f                          -> norm
 
 BERT (BertModel -> bestiary.models.transformer.encoder.Encoder):
-    embeddings.{word,position,token_type}_embeddings -> embed.{tok,pos,type}
+    embeddings.{word,position,token_type}_embeddings -> embed.{tok,pos,segment}
     embeddings.LayerNorm                      -> embed.norm
     encoder.layer.i.attention.self.{query,key,value} -> blocks.i.attn.{q,k,v}_proj
     encoder.layer.i.attention.output.dense    -> blocks.i.attn.out_proj
@@ -59,10 +59,12 @@ class CheckpointMismatchError(ValueError):
     """A checkpoint that does not fit the module: names the tensor and both shapes."""
 
 
-def load_weights(model: nn.Module, weights: Mapping[str, torch.Tensor]) -> nn.Module:
+def load_weights(model: nn.Module, weights: Mapping[str, torch.Tensor], assign: bool = False) -> nn.Module:
     """Copy `weights` (our names) into `model`, checking every name and shape first.
 
     Tied parameters (e.g. lm_head.weight sharing tok_embed.weight) need to be given only once.
+    `assign=True` puts the given tensors in place instead of copying (for a model built on the
+    meta device, which skips random initialisation; re-tie shared weights afterwards).
     """
     expected = model.state_dict()
     # names that must be present: parameters (de-duplicated, so tied ones count once) and persistent buffers
@@ -81,7 +83,7 @@ def load_weights(model: nn.Module, weights: Mapping[str, torch.Tensor]) -> nn.Mo
         raise CheckpointMismatchError(
             f"checkpoint lacks tensor(s) {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else "")
         )
-    model.load_state_dict(dict(weights), strict=False)
+    model.load_state_dict(dict(weights), strict=False, assign=assign)
     return model
 
 
@@ -199,5 +201,108 @@ def gpt2_config(hf: Mapping[str, Any]) -> dict[str, Any]:
         norm_eps=hf.get("layer_norm_epsilon", 1e-5),
         mlp="gelu_tanh",
         bias=True,
+        tie_embeddings=hf.get("tie_word_embeddings", True),
+    )
+
+
+# -------------------------------------------------------------------------------- BERT
+BERT_RULES = [
+    (r"embeddings\.word_embeddings\.weight", r"embed.tok.weight"),
+    (r"embeddings\.position_embeddings\.weight", r"embed.pos.weight"),
+    (r"embeddings\.token_type_embeddings\.weight", r"embed.segment.weight"),
+    (r"embeddings\.LayerNorm\.(weight|bias)", r"embed.norm.\1"),
+    (r"encoder\.layer\.(\d+)\.attention\.self\.query\.(weight|bias)", r"blocks.\1.attn.q_proj.\2"),
+    (r"encoder\.layer\.(\d+)\.attention\.self\.key\.(weight|bias)", r"blocks.\1.attn.k_proj.\2"),
+    (r"encoder\.layer\.(\d+)\.attention\.self\.value\.(weight|bias)", r"blocks.\1.attn.v_proj.\2"),
+    (r"encoder\.layer\.(\d+)\.attention\.output\.dense\.(weight|bias)", r"blocks.\1.attn.out_proj.\2"),
+    (r"encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.(weight|bias)", r"blocks.\1.attn_norm.\2"),
+    (r"encoder\.layer\.(\d+)\.intermediate\.dense\.(weight|bias)", r"blocks.\1.mlp.up.\2"),
+    (r"encoder\.layer\.(\d+)\.output\.dense\.(weight|bias)", r"blocks.\1.mlp.down.\2"),
+    (r"encoder\.layer\.(\d+)\.output\.LayerNorm\.(weight|bias)", r"blocks.\1.mlp_norm.\2"),
+    (r"pooler\.dense\.(weight|bias)", r"pooler.\1"),
+]
+
+
+def bert_state_dict(hf: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """BertModel state dict (with or without the `bert.` prefix) -> Encoder state dict."""
+    hf = {k.removeprefix("bert."): v for k, v in hf.items()}
+    return _rename(hf, BERT_RULES, skip=(r"position_ids$",))
+
+
+def bert_config(hf: Mapping[str, Any]) -> dict[str, Any]:
+    """A transformers BertConfig dict -> EncoderConfig options."""
+    if hf.get("hidden_act", "gelu") != "gelu":
+        raise ValueError(f"unsupported BERT activation {hf.get('hidden_act')!r}")
+    return dict(
+        vocab_size=hf["vocab_size"],
+        d_model=hf["hidden_size"],
+        n_layers=hf["num_hidden_layers"],
+        n_heads=hf["num_attention_heads"],
+        d_ff=hf["intermediate_size"],
+        max_seq_len=hf["max_position_embeddings"],
+        type_vocab_size=hf.get("type_vocab_size", 2),
+        dropout=hf.get("hidden_dropout_prob", 0.1),
+        norm_eps=hf.get("layer_norm_eps", 1e-12),
+    )
+
+
+# ---------------------------------------------------------------------------------- T5
+T5_RULES = [
+    (r"shared\.weight", r"embed.weight"),
+    (r"lm_head\.weight", r"lm_head.weight"),
+    (
+        r"(encoder|decoder)\.block\.0\.layer\.0\.SelfAttention\.relative_attention_bias\.weight",
+        r"\1.relative_bias.embedding.weight",
+    ),
+    (
+        r"(encoder|decoder)\.block\.(\d+)\.layer\.0\.SelfAttention\.([qkv])\.weight",
+        r"\1.blocks.\2.attn.\3_proj.weight",
+    ),
+    (
+        r"(encoder|decoder)\.block\.(\d+)\.layer\.0\.SelfAttention\.o\.weight",
+        r"\1.blocks.\2.attn.out_proj.weight",
+    ),
+    (r"(encoder|decoder)\.block\.(\d+)\.layer\.0\.layer_norm\.weight", r"\1.blocks.\2.attn_norm.weight"),
+    (
+        r"decoder\.block\.(\d+)\.layer\.1\.EncDecAttention\.([qkv])\.weight",
+        r"decoder.blocks.\1.cross_attn.\2_proj.weight",
+    ),
+    (
+        r"decoder\.block\.(\d+)\.layer\.1\.EncDecAttention\.o\.weight",
+        r"decoder.blocks.\1.cross_attn.out_proj.weight",
+    ),
+    (r"decoder\.block\.(\d+)\.layer\.1\.layer_norm\.weight", r"decoder.blocks.\1.cross_norm.weight"),
+    (r"encoder\.block\.(\d+)\.layer\.1\.DenseReluDense\.wi\.weight", r"encoder.blocks.\1.mlp.up.weight"),
+    (r"encoder\.block\.(\d+)\.layer\.1\.DenseReluDense\.wo\.weight", r"encoder.blocks.\1.mlp.down.weight"),
+    (r"encoder\.block\.(\d+)\.layer\.1\.layer_norm\.weight", r"encoder.blocks.\1.mlp_norm.weight"),
+    (r"decoder\.block\.(\d+)\.layer\.2\.DenseReluDense\.wi\.weight", r"decoder.blocks.\1.mlp.up.weight"),
+    (r"decoder\.block\.(\d+)\.layer\.2\.DenseReluDense\.wo\.weight", r"decoder.blocks.\1.mlp.down.weight"),
+    (r"decoder\.block\.(\d+)\.layer\.2\.layer_norm\.weight", r"decoder.blocks.\1.mlp_norm.weight"),
+    (r"(encoder|decoder)\.final_layer_norm\.weight", r"\1.norm.weight"),
+]
+
+
+def t5_state_dict(hf: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """T5ForConditionalGeneration state dict -> EncoderDecoder state dict."""
+    # encoder/decoder.embed_tokens are the shared embedding under other names
+    return _rename(hf, T5_RULES, skip=(r"embed_tokens\.weight$",))
+
+
+def t5_config(hf: Mapping[str, Any]) -> dict[str, Any]:
+    """A transformers T5Config dict -> EncoderDecoderConfig options (original T5: ReLU FFN)."""
+    if hf.get("feed_forward_proj", "relu") != "relu":
+        raise ValueError(f"only the original ReLU T5 is supported, got {hf.get('feed_forward_proj')!r}")
+    return dict(
+        vocab_size=hf["vocab_size"],
+        d_model=hf["d_model"],
+        n_layers=hf["num_layers"],
+        n_decoder_layers=hf.get("num_decoder_layers"),
+        n_heads=hf["num_heads"],
+        head_dim=hf["d_kv"],
+        d_ff=hf["d_ff"],
+        num_buckets=hf.get("relative_attention_num_buckets", 32),
+        max_distance=hf.get("relative_attention_max_distance", 128),
+        dropout=hf.get("dropout_rate", 0.1),
+        norm_eps=hf.get("layer_norm_epsilon", 1e-6),
         tie_embeddings=hf.get("tie_word_embeddings", True),
     )

@@ -88,8 +88,10 @@ def load_smollm2(dtype: torch.dtype = torch.float32, device: str | torch.device 
 
     folder = smollm2_files()
     config = Config(**llama_config(json.loads((folder / "config.json").read_text())))
-    model = DecoderOnly(config)
-    load_weights(model, llama_state_dict(load_file(str(folder / "model.safetensors"))))
+    with torch.device("meta"):  # skip the random init of 135M numbers that are overwritten anyway
+        model = DecoderOnly(config)
+    load_weights(model, llama_state_dict(load_file(str(folder / "model.safetensors"))), assign=True)
+    model.tie_weights()
     return model.to(device=device, dtype=dtype).eval(), load_tokenizer(folder)
 
 

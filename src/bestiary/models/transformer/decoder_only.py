@@ -171,6 +171,11 @@ class DecoderOnly(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
+    def tie_weights(self) -> None:
+        """Make lm_head share tok_embed's matrix again (after loading weights with assign=True)."""
+        if self.config.tie_embeddings:
+            self.lm_head.weight = self.tok_embed.weight
+
     def new_kv_cache(self) -> KVCache:
         return KVCache(self.config.n_layers)
 
