@@ -118,3 +118,57 @@ def test_efficientnet_compound_scaling_grows_depth_and_width():
     assert n_blocks(b0) == 16  # the paper's Table 1: 1+2+2+3+3+4+1
     assert n_blocks(b3) == 26  # ceil(1.4 * n) per stage
     assert b3.head.in_features == 1536  # 4 * make_divisible(320 * 1.2)
+
+
+def test_conv1d_first_conv_is_a_cross_correlation_float64():
+    """The first conv of the 1-D CNN against a NumPy sliding dot product (float64)."""
+    import numpy as np
+
+    model = bestiary.build("conv1d", widths=(3,), kernel_size=3, in_channels=2).double()
+    conv = model.blocks[0][0]
+    x = torch.randn(1, 2, 10, dtype=torch.float64)
+    w = conv.weight.detach().numpy()  # (out, in, k)
+    padded = np.pad(x.numpy()[0], ((0, 0), (1, 1)))
+    expected = np.array([[(w[o] * padded[:, t : t + 3]).sum() for t in range(10)] for o in range(3)])
+    np.testing.assert_allclose(conv(x)[0].detach().numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("spatial_dims", [1, 2])
+def test_conv1d_shapes_and_bad_input(spatial_dims):
+    model = bestiary.build("conv1d", tiny=True, spatial_dims=spatial_dims, in_channels=3, num_classes=4)
+    x = bestiary.example_input("conv1d", 2, tiny=True, spatial_dims=spatial_dims, in_channels=3)
+    assert model(x).shape == (2, 4)
+    with pytest.raises(ShapeError, match="C=3"):
+        model(x[:, :2])
+    with pytest.raises(ShapeError, match="expected input of shape"):
+        model(x[0])  # no batch dimension
+
+
+def test_tcn_is_causal_and_receptive_field_is_exact():
+    torch.manual_seed(0)
+    model = bestiary.build(
+        "tcn", in_dim=2, d_model=4, n_layers=3, kernel_size=2, use_weight_norm=False
+    ).eval()
+    rf = model.receptive_field  # 1 + 2 * 1 * (2^3 - 1) = 15
+    assert rf == 15
+    T = 40
+    x = torch.randn(1, T, 2)
+    with torch.no_grad():
+        base = model(x)
+        future = x.clone()
+        future[:, 30:] += 1.0  # change the future only
+        torch.testing.assert_close(model(future)[:, :30], base[:, :30], rtol=0, atol=0)
+        # an input more than rf - 1 steps in the past cannot reach the output; one inside can
+        for t_in, reaches in ((30 - rf, False), (30 - rf + 1, True)):
+            probe = x.clone()
+            probe[:, t_in] += 10.0
+            changed = not torch.equal(model(probe)[:, 30], base[:, 30])
+            assert changed == reaches, (t_in, changed)
+
+
+def test_tcn_output_and_bad_input():
+    model = bestiary.build("tcn", tiny=True)
+    assert model.out_dim == 8
+    assert model(torch.randn(2, 7, 4)).shape == (2, 7, 8)
+    with pytest.raises(ShapeError, match="D=4"):
+        model(torch.randn(2, 7, 5))

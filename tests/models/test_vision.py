@@ -310,3 +310,24 @@ def test_deit_distillation_loss():
     # soft with a teacher equal to the student's distillation head: the KL term vanishes
     soft = distillation_loss(cls_logits, dist_logits, labels, dist_logits, "soft", alpha=0.5, tau=3.0)
     torch.testing.assert_close(soft, 0.5 * F.cross_entropy(cls_logits, labels))
+
+
+def test_unet_outputs_per_pixel_logits_and_skips_matter():
+    model = bestiary.build("unet", tiny=True, num_classes=3).eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        out = model(x)
+        assert out.shape == (2, 3, 16, 16)
+        # a local change of the input changes the output mostly nearby (the skip at full resolution)
+        probe = x.clone()
+        probe[:, :, 0, 0] += 5.0
+        diff = (model(probe) - out).abs().sum(dim=(0, 1))  # (H, W)
+    assert diff[0, 0] > 0 and diff[:2, :2].sum() > diff[-4:, -4:].sum()
+
+
+def test_unet_bad_input():
+    model = bestiary.build("unet", tiny=True)  # 2 downsamplings: multiples of 4
+    with pytest.raises(ShapeError, match="multiples of 4"):
+        model(torch.randn(1, 3, 18, 18))
+    with pytest.raises(ShapeError, match="C=3"):
+        model(torch.randn(1, 1, 16, 16))
