@@ -221,7 +221,7 @@ plt.show()
 # the first two matter. (All columns have a similar scale, so the model cannot tell the noise apart
 # just by looking at magnitudes.)
 #
-# **TabNet** (Arik & Pfister, 2019) processes a row in `n_steps` *decision steps*. At each step:
+# **TabNet** (Arik & Pfister, 2019, arXiv:1908.07442) processes a row in `n_steps` *decision steps*. At each step:
 #
 # 1. an **attentive transformer** scores every input column and turns the scores into a **mask**
 #    with *sparsemax* — like softmax, it gives non-negative weights that sum to one, but unlike
@@ -320,10 +320,13 @@ results = pd.DataFrame(
 results
 
 # %% [markdown]
-# **What to look for:** TabNet's test accuracy climbs more slowly than the MLP's — it has batch
-# norms, gates and masks to sort out before the features it reads become useful — but ends up in the
-# same place, close to the ≈ 94–95 % that the overlap allows. The plain MLP with the noise columns can
-# overfit them a little (its test accuracy may dip slightly below the clean MLP's).
+# **What to look for:** on the right, both models reach about the same test accuracy, close to the
+# ≈ 94–95 % that the overlap allows (TabNet starts a little behind: it has masks, gates and batch norms
+# to sort out first). On the left, the training losses tell a different story. The MLP's keeps falling
+# far below the ≈ 0.13 where the clean MLP levelled off — towards 0.02: with four random columns it
+# can tell the 600 training points apart and *memorise* their labels, which is overfitting. TabNet's
+# loss stays near the level the overlap justifies, because its masks mostly ignore the noise. Here the
+# memorising costs the MLP little test accuracy; on smaller or noisier tables it costs more.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))

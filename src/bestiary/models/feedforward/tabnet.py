@@ -45,7 +45,7 @@ class Config:
     gamma: float = 1.3  # relaxation of the prior: 1 = use each feature once, larger = reuse
     n_shared: int = 2  # GLU layers shared by all steps' feature transformers
     n_independent: int = 2  # GLU layers owned by each step
-    virtual_batch_size: int = 128  # ghost batch norm chunk size (training only)
+    virtual_batch_size: int = 128  # ghost batch norm chunk size (training only; >= batch size = plain BN)
     momentum: float = 0.02  # batch-norm running-statistics momentum
     dropout: float = 0.0  # not in the paper; kept for a uniform option set (applied to the decision)
 
