@@ -126,12 +126,12 @@ for name, path in paths.items():
 # %% [markdown]
 # **What to look for:** all four first slide down into the curved valley (the steep direction), then
 # must travel along its flat floor to $(1,1)$ (the star). Top row, one panel per optimizer: the dots
-# mark every 100th step; where they
-# bunch up, the optimizer crawls. SGD is still crawling along the floor after 2000 steps; momentum
-# builds up speed along the floor; Adam takes steps of roughly constant size whatever the steepness,
-# so it moves along the floor quickly. On the saddle (right), every
-# optimizer starts almost exactly on the ridge $y \approx 0$: SGD lingers near the saddle point before
-# rolling off, the adaptive methods escape almost at once because they rescale the tiny $y$-gradient.
+# mark every 100th step; where they bunch up, the optimizer crawls. SGD is still crawling along the
+# floor after 2000 steps; momentum builds up speed along the floor; Adam takes steps of roughly
+# constant size whatever the steepness, so it moves along the floor quickly.
+# Bottom row, the saddle: every optimizer starts almost exactly on the ridge $y \approx 0$. SGD and
+# momentum roll straight into the saddle point (×) and only then, slowly, off it towards a minimum;
+# RMSprop and Adam rescale the tiny $y$-gradient to a full-size step and cut the corner at once.
 
 
 # %%
