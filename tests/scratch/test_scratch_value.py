@@ -121,3 +121,15 @@ def test_micrograd_mlp_matches_torch_with_copied_weights():
             assert n.b.grad == pytest.approx(lin.bias.grad[j].item(), rel=1e-10, abs=1e-12)
     assert len(model.parameters()) == sum(p.numel() for p in torch_model.parameters())
     assert not math.isnan(loss.data)
+
+
+def test_second_backward_on_same_graph_matches_torch_retain_graph():
+    x = Value(1.5)
+    y = (x * x).tanh() * x
+    y.backward()
+    y.backward()
+    t = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
+    ty = torch.tanh(t * t) * t
+    ty.backward(retain_graph=True)
+    ty.backward()
+    assert x.grad == pytest.approx(t.grad.item(), rel=1e-12)
