@@ -125,12 +125,50 @@ def test_bf16_autocast_on_cpu_runs_in_bf16_and_stays_close_to_fp32():
     assert losses["bf16"] != losses[None]  # bf16 really changed the arithmetic
 
 
-def test_fp16_needs_cuda():
-    model = mlp()
-    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), [(torch.zeros(2, 2), torch.zeros(2).long())],
-                      loss_fn=F.cross_entropy, max_steps=1, amp="fp16", device="cpu", progress=False)  # fmt: skip
-    with pytest.raises(ValueError, match="CUDA"):
+def fp16_run(max_steps, loss_scale=1.0, **kw):
+    x, y = xor_data(64)
+    model = mlp(seed=0)
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), ShuffledBatches(x, y, batch_size=16),
+                      loss_fn=lambda out, t: F.cross_entropy(out, t) * loss_scale, max_steps=max_steps,
+                      amp="fp16", progress=False, **kw)  # fmt: skip
+    with pytest.warns(UserWarning, match="bf16"):  # fp16 on CPU works but is slow: we warn
         trainer.fit()
+    return trainer
+
+
+def test_fp16_with_grad_scaler_learns_and_skips_overflowing_steps():
+    """fp16 is meant for GPUs, but the same autocast + GradScaler code runs (slowly) on CPU, so we test it here."""
+    ok = fp16_run(20)
+    assert ok.scaler is not None and ok.scaler.get_scale() == 2.0**16  # no overflow: scale untouched
+    fp32 = mlp(seed=0)
+    x, y = xor_data(64)
+    ref = Trainer(fp32, torch.optim.SGD(fp32.parameters(), lr=0.1), ShuffledBatches(x, y, batch_size=16),
+                  loss_fn=F.cross_entropy, max_steps=20, progress=False).fit()  # fmt: skip
+    assert [h["loss"] for h in ok.history] == pytest.approx([h["loss"] for h in ref], rel=0.01, abs=0.01)
+
+    # a huge loss makes fp16 gradients overflow: the scaler must skip the step and halve its scale
+    blown = fp16_run(3, loss_scale=1e6)
+    for p, q in zip(blown.model.parameters(), mlp(seed=0).parameters()):
+        assert torch.equal(p, q)  # every step was skipped
+    assert blown.scaler.get_scale() == 2.0**16 / 2**3
+
+
+def test_fp16_scaler_state_is_checkpointed(tmp_path):
+    full = fp16_run(5, loss_scale=1e6)
+    fp16_run(2, loss_scale=1e6, checkpoint_dir=tmp_path)
+    resumed = fp16_run(5, loss_scale=1e6, checkpoint_dir=tmp_path, resume=True)
+    assert resumed.step == 5 and resumed.scaler.get_scale() == full.scaler.get_scale() == 2.0**16 / 2**5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_amp_on_cuda(amp):
+    x, y = xor_data(128)
+    model = mlp(seed=0).cuda()
+    hist = Trainer(model, torch.optim.AdamW(model.parameters(), lr=2e-2), ShuffledBatches(x, y, batch_size=32),
+                   loss_fn=F.cross_entropy, max_steps=100, amp=amp, progress=False).fit()  # fmt: skip
+    assert all(math.isfinite(h["loss"]) for h in hist)
+    assert hist[-1]["loss"] < 0.5 * hist[0]["loss"]
 
 
 class RegressorWithLoss(nn.Module):

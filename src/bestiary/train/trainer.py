@@ -8,7 +8,7 @@ Everything a real training run needs, in one class you can read top to bottom:
   with the training loss) every ``eval_every`` steps and at the end;
 - **gradient accumulation** over ``grad_accum_steps`` micro-batches and **clipping** of the global norm;
 - **learning-rate schedule**: a multiplier ``f(step)``, e.g. ``partial(warmup_cosine, warmup=..., total=...)``;
-- **mixed precision**: ``amp="bf16"`` (autocast, CPU or GPU) or ``amp="fp16"`` (autocast + GradScaler, GPU);
+- **mixed precision**: ``amp="bf16"`` (autocast, CPU or GPU) or ``amp="fp16"`` (autocast + GradScaler, for GPUs);
 - **seeds and exact resume**: checkpoints (safetensors + JSON, atomic) hold the model, the optimizer, the
   step, the history and every RNG state, so stopping and resuming gives bit-identical weights on CPU;
 - **torchrun**: launched with ``torchrun --nproc_per_node=N``, each process joins the group (Gloo on
@@ -87,7 +87,7 @@ class Trainer:
         checkpoint_every: save every this many steps (and after the last step).
         keep_last: how many checkpoints to keep on disk.
         resume: continue from ``checkpoint_dir/latest`` if it exists.
-        amp: ``None``, ``"bf16"`` or ``"fp16"`` (GPU only).
+        amp: ``None``, ``"bf16"`` or ``"fp16"`` (meant for GPUs; works, slowly, on CPU).
         seed: seeds Python/NumPy/torch at the start of a fresh run (rank r uses ``seed + r``).
         log_every: append a history row every this many steps.
         progress: show a tqdm bar.
@@ -191,12 +191,11 @@ class Trainer:
         else:
             self.device = next(self.model.parameters()).device
         if self.amp == "fp16" and self.device.type != "cuda":
-            raise ValueError(
-                "amp='fp16' needs a CUDA device (fp16 autocast + GradScaler); use amp='bf16' on CPU"
-            )
+            warnings.warn("amp='fp16' is meant for GPUs; on CPU it is slow -- use amp='bf16'", stacklevel=3)
         self.model.to(self.device)  # keeps the Parameter objects, so the optimizer still points at them
-        # fp16 has a tiny range: the scaler multiplies the loss so small gradients don't underflow to 0.
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp == "fp16" else None
+        # fp16 has a tiny range (max 65504, smallest normal 6e-5): the scaler multiplies the loss by a large
+        # factor so small gradients don't underflow to 0, and halves it whenever a gradient overflows.
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.amp == "fp16" else None
         self.ddp: DistributedDataParallel | None = None
         if self.world_size > 1:
             # DDP broadcasts rank 0's weights now, then all-reduces (averages) gradients during backward.
