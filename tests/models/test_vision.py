@@ -331,3 +331,41 @@ def test_unet_bad_input():
         model(torch.randn(1, 3, 18, 18))
     with pytest.raises(ShapeError, match="C=3"):
         model(torch.randn(1, 1, 16, 16))
+
+
+@pytest.mark.parametrize(
+    "preset, millions",
+    [("caformer_s18", 26.3), ("caformer_s36", 39.3), ("caformer_m36", 56.2), ("caformer_b36", 98.8)],
+)
+def test_caformer_presets_match_published_rounded_counts(preset, millions):
+    """Only rounded counts are published (timm model cards: 26.3M, 39.3M, 56.2M, 98.8M)."""
+    with torch.device("meta"):
+        model = bestiary.build(preset)
+    assert round(bestiary.count_params(model) / 1e6, 1) == millions
+
+
+@pytest.mark.parametrize(
+    "mixer, spreads", [("identity", False), ("pooling", True), ("sepconv", True), ("attention", True)]
+)
+def test_metaformer_mixers_mix_tokens_only_when_they_should(mixer, spreads):
+    from bestiary.models.vision.metaformer import make_mixer
+
+    torch.manual_seed(0)
+    module = make_mixer(mixer, 8, head_dim=4).eval()
+    x = torch.randn(1, 5, 5, 8)  # (B, H, W, C)
+    probe = x.clone()
+    probe[0, 0, 0] += 1.0  # change one token in a corner
+    with torch.no_grad():
+        changed = (module(probe) - module(x)).abs().sum(-1)[0]  # (H, W)
+    others = changed.clone()
+    others[0, 0] = 0
+    assert (others.max() > 1e-6) == spreads
+    if mixer == "pooling":  # a 3x3 neighbourhood: the far corner is untouched
+        assert changed[4, 4] == 0 and changed[1, 1] > 0
+
+
+def test_metaformer_bad_input():
+    for name in ("metaformer", "caformer", "poolformer"):
+        model = bestiary.build(name, tiny=True)
+        with pytest.raises(ShapeError, match="C=3"):
+            model(torch.randn(1, 2, 32, 32))
