@@ -122,8 +122,17 @@ def test_notebooks_run_and_build_on_a_tiny_checkout(tmp_path: Path, monkeypatch,
     assert code == 1
     assert "S99 Broken: FAILED" in out and "NameError" in out and "undefined_name" in out
 
+    code, out, err = run(capsys, "notebooks", "build", "--quick", "--jobs", "1", "S99")
+    assert code == 1  # a failed notebook fails the build ...
+    assert "0/1 ok" in out and "S99 FAILED" in err and "NameError" in err and "undefined_name" in err
+    # ... but its page and the index are still written
+    assert "NameError" in (tmp_path / "build" / "site" / "systems" / "S99_broken.html").read_text()
+    index = (tmp_path / "build" / "site" / "index.html").read_text()
+    assert "<tr class='failed'><td class='id'>S99</td>" in index
+    assert "<tr class='none'><td class='id'>S98</td>" in index  # listed, not built
+
     code, out, err = run(capsys, "notebooks", "build", "--quick", "--jobs", "1", "S98")
     assert code == 0 and "1/1 ok" in out
-    assert (tmp_path / "build" / "site" / "systems" / "S98_ok.html").exists()
     index = (tmp_path / "build" / "site" / "index.html").read_text()
-    assert "systems/S98_ok.html" in index and "not built" in index  # S99 listed, not built
+    assert "<tr class='ok'><td class='id'>S98</td>" in index
+    assert "<tr class='failed'><td class='id'>S99</td>" in index  # earlier results are kept
