@@ -133,3 +133,13 @@ def test_second_backward_on_same_graph_matches_torch_retain_graph():
     ty.backward(retain_graph=True)
     ty.backward()
     assert x.grad == pytest.approx(t.grad.item(), rel=1e-12)
+
+
+def test_value_power_with_value_exponent():
+    a, b = Value(1.7), Value(-0.6)
+    (a**b).backward()
+    ta = torch.tensor(1.7, dtype=torch.float64, requires_grad=True)
+    tb = torch.tensor(-0.6, dtype=torch.float64, requires_grad=True)
+    (ta**tb).backward()
+    assert a.grad == pytest.approx(ta.grad.item(), rel=1e-12)
+    assert b.grad == pytest.approx(tb.grad.item(), rel=1e-12)
