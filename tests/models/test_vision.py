@@ -369,3 +369,57 @@ def test_metaformer_bad_input():
         model = bestiary.build(name, tiny=True)
         with pytest.raises(ShapeError, match="C=3"):
             model(torch.randn(1, 2, 32, 32))
+
+
+FOCALNET_RULES = [
+    (r"^stem\.", "focalnet.embeddings.patch_embeddings.projection."),
+    (r"^stem_norm\.", "focalnet.embeddings.norm."),
+    (
+        r"^stages\.(\d+)\.(\d+)\.modulation\.proj_in\.",
+        r"focalnet.encoder.stages.\1.layers.\2.modulation.projection_in.",
+    ),
+    (
+        r"^stages\.(\d+)\.(\d+)\.modulation\.proj_context\.",
+        r"focalnet.encoder.stages.\1.layers.\2.modulation.projection_context.",
+    ),
+    (
+        r"^stages\.(\d+)\.(\d+)\.modulation\.proj_out\.",
+        r"focalnet.encoder.stages.\1.layers.\2.modulation.projection_out.",
+    ),
+    (r"^stages\.(\d+)\.(\d+)\.mlp\.up\.", r"focalnet.encoder.stages.\1.layers.\2.mlp.fc1."),
+    (r"^stages\.(\d+)\.(\d+)\.mlp\.down\.", r"focalnet.encoder.stages.\1.layers.\2.mlp.fc2."),
+    (r"^stages\.(\d+)\.(\d+)\.", r"focalnet.encoder.stages.\1.layers.\2."),
+    (r"^downsample\.(\d+)\.conv\.", r"focalnet.encoder.stages.\1.downsample.projection."),
+    (r"^downsample\.(\d+)\.norm\.", r"focalnet.encoder.stages.\1.downsample.norm."),
+    (r"^norm\.", "focalnet.layernorm."),
+    (r"^head\.", "classifier."),
+]
+
+
+def test_focalnet_matches_transformers():
+    from transformers import FocalNetConfig, FocalNetForImageClassification
+
+    torch.manual_seed(0)
+    hf_config = FocalNetConfig(
+        embed_dim=8,
+        depths=[1, 2, 1],
+        focal_levels=[3, 3, 3],
+        focal_windows=[3, 3, 3],
+        num_labels=5,
+        image_size=32,
+        layer_norm_eps=1e-5,
+    )
+    hf = FocalNetForImageClassification(hf_config).eval()
+    ours = bestiary.build("focalnet", d_model=8, layers=(1, 2, 1), focal_levels=3, num_classes=5).eval()
+    copy_renamed(ours, hf.state_dict(), lambda n: _sub(n, FOCALNET_RULES))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), hf(x).logits, rtol=1e-4, atol=1e-5)
+
+
+def test_focalnet_bad_input():
+    model = bestiary.build("focalnet", tiny=True)
+    with pytest.raises(ShapeError, match="C=3"):
+        model(torch.randn(1, 1, 16, 16))
+    with pytest.raises(ShapeError, match="multiples of 4"):
+        model(torch.randn(1, 3, 18, 16))
