@@ -80,7 +80,8 @@ class Trainer:
         grad_accum_steps: micro-batches per optimizer step (each ``train_data`` batch is one micro-batch).
         clip_grad_norm: clip the global gradient L2 norm to this value (logged as ``grad_norm``).
         lr_schedule: ``f(step) -> multiplier`` of the base LR, e.g. ``partial(warmup_cosine, ...)``.
-        eval_every: evaluate every this many steps (and after the last step).
+        eval_every: evaluate every this many steps; with ``eval_fn``/``eval_data`` given, the Trainer always
+            evaluates after the last step too.
         eval_fn: ``eval_fn(model) -> float | dict``, called in eval mode under ``torch.no_grad()``.
         eval_data: batches scored with ``loss_fn`` (logged as ``eval_loss``).
         checkpoint_dir: where to write checkpoints; ``None`` for none.
@@ -152,21 +153,24 @@ class Trainer:
                 f"train_data must be a callable get_batch(i) or an iterable of batches, got {type(train_data).__name__}"
             )
 
-        self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
-        self.max_steps, self.grad_accum_steps, self.clip_grad_norm = (
-            max_steps,
-            grad_accum_steps,
-            clip_grad_norm,
-        )
-        self.lr_schedule, self.eval_every, self.eval_fn, self.eval_data = (
-            lr_schedule,
-            eval_every,
-            eval_fn,
-            eval_data,
-        )
+        self.model = model
+        self.optimizer = optimizer
+        self.loss_fn = loss_fn
+        self.max_steps = max_steps
+        self.grad_accum_steps = grad_accum_steps
+        self.clip_grad_norm = clip_grad_norm
+        self.lr_schedule = lr_schedule
+        self.eval_every = eval_every
+        self.eval_fn = eval_fn
+        self.eval_data = eval_data
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        self.checkpoint_every, self.keep_last, self.resume = checkpoint_every, keep_last, resume
-        self.amp, self.seed, self.log_every, self.progress = amp, seed, log_every, progress
+        self.checkpoint_every = checkpoint_every
+        self.keep_last = keep_last
+        self.resume = resume
+        self.amp = amp
+        self.seed = seed
+        self.log_every = log_every
+        self.progress = progress
         self._device_arg = device
 
         self.step = 0  # optimizer steps completed
@@ -206,6 +210,7 @@ class Trainer:
 
     @property
     def is_main(self) -> bool:
+        """True in the process that prints and writes checkpoints (rank 0; always true without torchrun)."""
         self._setup()
         return self.rank == 0
 
@@ -319,13 +324,14 @@ class Trainer:
             desc="train",
             disable=not (self.progress and self.rank == 0),
         )
+        has_eval = self.eval_fn is not None or self.eval_data is not None
         self.model.train()
         try:
             while self.step < self.max_steps:
                 row = self._train_step()
                 row["time_s"] = time.perf_counter() - start
-                evaluated = self._due(self.eval_every) or (self.eval_every is None and self.step == self.max_steps
-                                                           and (self.eval_fn or self.eval_data) is not None)  # fmt: skip
+                # evaluate every eval_every steps, and always after the last one
+                evaluated = has_eval and (self._due(self.eval_every) or self.step == self.max_steps)
                 if evaluated:
                     row.update(self.evaluate())
                 if evaluated or self._due(self.log_every):
