@@ -37,6 +37,26 @@ def test_smollm2_matches_transformers_logits(smollm2):
     assert tokenizer.decode(ours[0, -1].argmax()).strip() == "Rome"
 
 
+def test_smollm2_preset_matches_the_published_config(smollm2):
+    """The preset equals the config transformers read from the GGUF metadata (block_count 30,
+    embedding_length 576, head_count 9 / kv 3, feed_forward_length 1536, rope.freq_base 1e5)."""
+    import json
+
+    import bestiary
+    from bestiary.llm.convert import llama_config
+
+    _, folder = smollm2
+    published = llama_config(json.loads((folder / "config.json").read_text()))
+    preset = bestiary.config("smollm2_135m")
+    for key, value in published.items():
+        if key == "head_dim":
+            assert value in (None, preset.d_model // preset.n_heads)
+        elif key == "norm_eps":
+            assert getattr(preset, key) == pytest.approx(value)
+        else:
+            assert getattr(preset, key) == value, key
+
+
 def test_smollm2_cached_generation_matches_uncached(smollm2):
     (model, tokenizer), _ = smollm2
     ids = torch.tensor([tokenizer.encode("Once upon a time")])

@@ -13,7 +13,9 @@ manual one (`manual=True`), which is what a learner should read first. Tests che
   kv_cache    a `KVCache`: new keys/values are appended for layer `layer_idx`, attention runs over
               everything cached (cached and uncached forwards give the same outputs);
   attn_bias   an additive float score bias broadcastable to (B, H, Tq, Tk) (ALiBi, T5);
-  window      sliding-window size for causal attention.
+  window      sliding-window size for causal attention;
+  rope_context  with `context` and `rope`: rotate the context keys by their own positions 0..S-1
+              (cross-attention between two sequences that share a position axis).
 """
 
 from __future__ import annotations
@@ -124,6 +126,7 @@ class MultiHeadAttention(nn.Module):
         layer_idx: int = 0,
         attn_bias: torch.Tensor | None = None,
         window: int | None = None,
+        rope_context: bool = False,
     ) -> torch.Tensor:
         check_shape(x, "B T D", name="x", D=self.d_model)
         source = x if context is None else context
@@ -135,7 +138,10 @@ class MultiHeadAttention(nn.Module):
         if rope is not None:  # rotate by absolute position; cached keys were rotated when stored
             positions = torch.arange(start_pos, start_pos + T, device=x.device)
             q = rope(q, positions)
-            k = rope(k, positions) if context is None else k
+            if context is None:
+                k = rope(k, positions)
+            elif rope_context:  # cross-attention over a sequence with its own positions 0..S-1
+                k = rope(k, torch.arange(S, device=x.device))
         if kv_cache is not None:
             k, v = kv_cache.update(layer_idx, k, v)  # (B, Hkv, start_pos + T, Dh)
         if window is not None:  # sliding window: also causal, so it replaces is_causal
