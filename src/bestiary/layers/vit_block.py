@@ -15,7 +15,7 @@ from torch import nn
 
 from bestiary.layers.attention import MultiHeadAttention
 from bestiary.layers.drop_path import DropPath
-from bestiary.layers.mlp import FeedForward
+from bestiary.layers.mlp import FeedForward, SwiGLU
 
 
 class LayerScale(nn.Module):
@@ -43,6 +43,7 @@ class ViTBlock(nn.Module):
         layer_scale: float | None = None,
         eps: float = 1e-6,
         activation: str = "gelu",
+        ffn: str = "mlp",
     ):
         super().__init__()
         self.norm1 = nn.LayerNorm(d_model, eps=eps)
@@ -51,7 +52,12 @@ class ViTBlock(nn.Module):
             self.attn.out_proj = nn.Linear(d_model, d_model)
         self.ls1 = LayerScale(d_model, layer_scale) if layer_scale is not None else nn.Identity()
         self.norm2 = nn.LayerNorm(d_model, eps=eps)
-        self.mlp = FeedForward(d_model, d_ff, activation=activation, dropout=dropout)
+        if ffn == "mlp":
+            self.mlp = FeedForward(d_model, d_ff, activation=activation, dropout=dropout)
+        elif ffn == "swiglu":  # gated FFN (DINOv2-giant); d_ff is the hidden size of each branch
+            self.mlp = SwiGLU(d_model, d_ff, bias=True, dropout=dropout)
+        else:
+            raise ValueError(f"ffn must be 'mlp' or 'swiglu', got {ffn!r}")
         self.ls2 = LayerScale(d_model, layer_scale) if layer_scale is not None else nn.Identity()
         self.drop_path = DropPath(drop_path)
         self.dropout = nn.Dropout(dropout)

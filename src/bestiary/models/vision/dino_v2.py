@@ -1,0 +1,209 @@
+"""DINOv2: a ViT trained by self-distillation, with register tokens and the DINO projection head.
+
+Papers: "DINOv2: Learning Robust Visual Features without Supervision" (Oquab et al., 2023,
+arXiv:2304.07193); registers from "Vision Transformers Need Registers" (Darcet, Oquab, Mairal &
+Bojanowski, 2023, arXiv:2309.16588); the DINO head and loss from "Emerging Properties in
+Self-Supervised Vision Transformers" (Caron et al., 2021, arXiv:2104.14294).
+
+Backbone: a ViT with LayerScale (gamma = 1e-5 at init), a learned [MASK] token (iBOT's masked
+patches) and `n_registers` extra learned tokens. Registers carry no position embedding and are
+thrown away at the output: they give the network a scratch space for global computations that it
+would otherwise write into low-information background patches (the "artifact" attention maps).
+
+Head: MLP (d_model -> hidden -> hidden -> bottleneck), L2-normalise, then a bias-free linear layer
+with unit-norm rows, i.e. cosine similarities to `head_prototypes` learned prototypes. DINO trains
+a student to predict the (centred, sharpened) prototype distribution of an EMA teacher on another
+view of the image: `dino_loss` below.
+
+Presets reproduce the released backbones (dinov2_vits14 ... vitg14 and the `_reg` variants with
+4 registers; 518 px, patch 14) without the training head; their counts equal transformers'
+Dinov2Model / Dinov2WithRegistersModel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bestiary.layers.drop_path import drop_path_rates
+from bestiary.layers.patch_embed import PatchEmbed, check_image
+from bestiary.layers.vit_block import ViTBlock
+from bestiary.registry import Preset, register
+
+
+@dataclass
+class Config:
+    in_channels: int = 3
+    image_size: int = 32
+    patch_size: int = 4
+    d_model: int = 192
+    n_layers: int = 6
+    n_heads: int = 3
+    d_ff: int = 768
+    ffn: str = "mlp"  # "mlp" (GELU) or "swiglu" (ViT-g)
+    n_registers: int = 4
+    layer_scale: float = 1e-5
+    head_prototypes: int = 1024  # K prototypes of the DINO head; 0: no head (backbone only)
+    head_hidden: int = 512  # 2048 in the paper
+    head_bottleneck: int = 128  # 256 in the paper
+    drop_path: float = 0.0
+
+
+@dataclass
+class DinoOutput:
+    cls_token: torch.Tensor  # (B, D) normalised [CLS] output: the image embedding
+    patch_tokens: torch.Tensor  # (B, N, D) normalised patch outputs: dense features
+    register_tokens: torch.Tensor | None  # (B, R, D), or None without registers
+    prototype_logits: torch.Tensor | None  # (B, K) DINO head on [CLS], or None without a head
+
+
+class DinoHead(nn.Module):
+    """MLP -> L2 normalise -> cosine similarity to K unit-norm prototypes. (B, D) -> (B, K)."""
+
+    def __init__(self, d_model: int, hidden: int, bottleneck: int, prototypes: int):
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(d_model, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, bottleneck),
+        )
+        self.prototypes = nn.Linear(bottleneck, prototypes, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.normalize(self.mlp(x), dim=-1)  # (B, bottleneck), unit length
+        # unit-norm prototypes (the paper's weight-normalised layer with its gain frozen at 1)
+        return F.linear(x, F.normalize(self.prototypes.weight, dim=-1))
+
+
+def _preset(
+    d: int, layers: int, heads: int, d_ff: int, ffn: str, regs: int, params: int, name: str
+) -> Preset:
+    return Preset(
+        dict(
+            d_model=d,
+            n_layers=layers,
+            n_heads=heads,
+            d_ff=d_ff,
+            ffn=ffn,
+            n_registers=regs,
+            image_size=518,
+            patch_size=14,
+            head_prototypes=0,
+        ),
+        params=params,
+        source=f"facebookresearch/dinov2 {name} backbone; = transformers Dinov2(WithRegisters)Model count",
+    )
+
+
+@register(
+    "dino_v2",
+    family="vision",
+    config=Config,
+    summary="DINOv2: self-distilled ViT with LayerScale, register tokens and a prototype (DINO) head.",
+    paper="DINOv2: Learning Robust Visual Features without Supervision",
+    year=2023,
+    arxiv="2304.07193",
+    input_kind="image",
+    tiny=dict(
+        image_size=16,
+        patch_size=4,
+        d_model=16,
+        n_layers=2,
+        n_heads=2,
+        d_ff=32,
+        n_registers=2,
+        head_prototypes=32,
+        head_hidden=32,
+        head_bottleneck=8,
+    ),
+    presets={
+        "dinov2_vits14": _preset(384, 12, 6, 1536, "mlp", 0, 22_056_576, "dinov2_vits14"),
+        "dinov2_vitb14": _preset(768, 12, 12, 3072, "mlp", 0, 86_580_480, "dinov2_vitb14"),
+        "dinov2_vitl14": _preset(1024, 24, 16, 4096, "mlp", 0, 304_368_640, "dinov2_vitl14"),
+        "dinov2_vitg14": _preset(1536, 40, 24, 4096, "swiglu", 0, 1_136_480_768, "dinov2_vitg14"),
+        "dinov2_vits14_reg": _preset(384, 12, 6, 1536, "mlp", 4, 22_058_112, "dinov2_vits14_reg"),
+        "dinov2_vitb14_reg": _preset(768, 12, 12, 3072, "mlp", 4, 86_583_552, "dinov2_vitb14_reg"),
+    },
+    outputs="DinoOutput(cls_token, patch_tokens, register_tokens, prototype_logits)",
+)
+class DinoV2(nn.Module):
+    def __init__(self, config: Config):
+        super().__init__()
+        c = config
+        if c.image_size % c.patch_size:
+            raise ValueError(f"image_size={c.image_size} must be a multiple of patch_size={c.patch_size}")
+        self.config = config
+        n_patches = (c.image_size // c.patch_size) ** 2
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, c.d_model))
+        self.mask_token = nn.Parameter(torch.zeros(1, c.d_model))  # replaces masked patches (iBOT loss)
+        self.pos_embed = nn.Parameter(torch.randn(1, 1 + n_patches, c.d_model) * 0.02)  # [CLS] + patches
+        self.register_tokens = (
+            nn.Parameter(torch.randn(1, c.n_registers, c.d_model) * 0.02) if c.n_registers > 0 else None
+        )
+        self.patch_embed = PatchEmbed(c.in_channels, c.d_model, c.patch_size)
+        self.blocks = nn.Sequential(
+            *[
+                ViTBlock(c.d_model, c.n_heads, c.d_ff, drop_path=rate, layer_scale=c.layer_scale, ffn=c.ffn)
+                for rate in drop_path_rates(c.drop_path, c.n_layers)
+            ]
+        )
+        self.norm = nn.LayerNorm(c.d_model, eps=1e-6)
+        self.head = (
+            DinoHead(c.d_model, c.head_hidden, c.head_bottleneck, c.head_prototypes)
+            if c.head_prototypes
+            else None
+        )
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> DinoOutput:
+        """x (B, C, H, W); `mask` (B, N) boolean: patches to replace by the [MASK] token."""
+        c = self.config
+        check_image(x, c.in_channels, multiple_of=c.patch_size, image_size=c.image_size)
+        tokens = self.patch_embed(x)  # (B, N, D)
+        if mask is not None:
+            tokens = torch.where(mask.unsqueeze(-1), self.mask_token.to(tokens.dtype), tokens)
+        B = tokens.shape[0]
+        tokens = torch.cat([self.cls_token.expand(B, -1, -1), tokens], dim=1) + self.pos_embed  # (B, 1+N, D)
+        n_reg = 0
+        if self.register_tokens is not None:  # after the position embeddings: registers have no position
+            n_reg = self.register_tokens.shape[1]
+            tokens = torch.cat([tokens[:, :1], self.register_tokens.expand(B, -1, -1), tokens[:, 1:]], dim=1)
+        tokens = self.norm(self.blocks(tokens))  # (B, 1 + R + N, D)
+        cls = tokens[:, 0]
+        return DinoOutput(
+            cls_token=cls,
+            patch_tokens=tokens[:, 1 + n_reg :],
+            register_tokens=tokens[:, 1 : 1 + n_reg] if n_reg else None,
+            prototype_logits=self.head(cls) if self.head is not None else None,
+        )
+
+    @staticmethod
+    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
+        return torch.randn(batch, config.in_channels, config.image_size, config.image_size)
+
+
+def dino_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    center: torch.Tensor,
+    student_temp: float = 0.1,
+    teacher_temp: float = 0.04,
+) -> torch.Tensor:
+    """Cross-entropy between the teacher's centred, sharpened distribution and the student's.
+
+    Centring (subtracting a running mean of teacher logits) stops one prototype from winning for
+    every image; sharpening (a low teacher temperature) stops the uniform-distribution collapse.
+    The teacher is not trained by this loss (it is an EMA of the student), hence the detach.
+    """
+    targets = F.softmax((teacher_logits.detach() - center) / teacher_temp, dim=-1)
+    return -(targets * F.log_softmax(student_logits / student_temp, dim=-1)).sum(dim=-1).mean()
+
+
+@torch.no_grad()
+def update_center(center: torch.Tensor, teacher_logits: torch.Tensor, momentum: float = 0.9) -> torch.Tensor:
+    """EMA of the batch-mean teacher logits, used by `dino_loss`."""
+    return center * momentum + teacher_logits.mean(dim=0, keepdim=True) * (1 - momentum)
