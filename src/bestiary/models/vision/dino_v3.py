@@ -1,0 +1,260 @@
+"""DINOv3: a self-distilled ViT with 2-D rotary positions, registers and Gram anchoring.
+
+Paper: "DINOv3" (Siméoni, Vo, Seitzer, Baldassarre, Oquab et al., Meta AI, 2025, arXiv:2508.10104).
+
+What changes relative to DINOv2 (`bestiary.models.vision.dino_v2`):
+- Positions: no learned position table. Each patch gets its centre coordinates normalised to
+  [-1, 1] (so any resolution maps to the same range) and queries/keys are rotated by 2-D RoPE:
+  a quarter of the frequency pairs turn with the row coordinate, another quarter with the column
+  (the rest mirror them in the half-split layout), angle = 2*pi * coordinate * base^(-4i/D).
+  [CLS] and registers are not rotated. During training the coordinates are randomly shifted,
+  stretched and rescaled ("RoPE box jittering") so the model does not overfit to one resolution.
+- 4 register tokens ("storage tokens") by default; no bias on the key projection.
+- Gram anchoring (`gram_anchoring_loss`): long training makes DINO's dense features degrade
+  (patch similarities get noisy) while global features keep improving. DINOv3 regularises the
+  *Gram matrix* of L2-normalised patch features — all pairwise patch cosine similarities —
+  towards that of an earlier checkpoint (the "Gram teacher"), leaving the features themselves
+  free to move: L_Gram = || X_S X_S^T - X_G X_G^T ||_F^2.
+
+The DINO head/loss are shared with DINOv2. Presets reproduce the released backbones (vits16 ...
+vith16plus, patch 16, 4 registers; the 7B model is omitted); their counts equal transformers'
+DINOv3ViTModel with the same configuration.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bestiary.layers.attention import scaled_dot_product_attention
+from bestiary.layers.drop_path import DropPath, drop_path_rates
+from bestiary.layers.mlp import FeedForward, SwiGLU
+from bestiary.layers.patch_embed import PatchEmbed, check_image
+from bestiary.layers.positions import rotate_half
+from bestiary.layers.vit_block import LayerScale
+from bestiary.models.vision.dino_v2 import DinoHead, DinoOutput
+from bestiary.registry import Preset, register
+
+
+@dataclass
+class Config:
+    in_channels: int = 3
+    image_size: int = 32  # only used by example_input: RoPE works at any multiple of patch_size
+    patch_size: int = 4
+    d_model: int = 192
+    n_layers: int = 6
+    n_heads: int = 3
+    d_ff: int = 768
+    ffn: str = "mlp"  # "mlp" (GELU) or "swiglu" (the "+" models)
+    n_registers: int = 4
+    layer_scale: float = 1e-5
+    rope_base: float = 100.0
+    rope_jitter: float = 2.0  # training-time coordinate rescale factor range [1/j, j]; 1 disables it
+    eps: float = 1e-5
+    head_prototypes: int = 1024  # DINO head size; 0: backbone only
+    head_hidden: int = 512
+    head_bottleneck: int = 128
+    drop_path: float = 0.0
+
+
+def patch_coordinates(rows: int, cols: int, device=None) -> torch.Tensor:
+    """(rows * cols, 2) patch-centre (y, x) coordinates in [-1, 1], row-major."""
+    ys = (torch.arange(rows, device=device, dtype=torch.float32) + 0.5) / rows
+    xs = (torch.arange(cols, device=device, dtype=torch.float32) + 0.5) / cols
+    grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).flatten(0, 1)  # (N, 2) in [0, 1]
+    return 2.0 * grid - 1.0
+
+
+def rope_2d(coords: torch.Tensor, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin (N, head_dim) for 2-D RoPE in the half-split layout of `rotate_half`.
+
+    Frequencies base^(-4i/D), i < D/4; the first D/4 pairs rotate with y, the next D/4 with x.
+    """
+    if head_dim % 4:
+        raise ValueError(f"2-D RoPE needs head_dim divisible by 4, got {head_dim}")
+    inv_freq = base ** -(
+        torch.arange(0, head_dim // 4, device=coords.device, dtype=torch.float32) * 4 / head_dim
+    )
+    angles = 2 * math.pi * coords[:, :, None] * inv_freq  # (N, 2, D/4): y and x angles
+    angles = angles.flatten(1).repeat(1, 2)  # (N, D): [y, x, y, x] — pair i is (i, i + D/2)
+    return angles.cos(), angles.sin()
+
+
+class RopeAttention(nn.Module):
+    """Multi-head self-attention whose patch queries/keys (not the prefix tokens) are rotated."""
+
+    def __init__(self, d_model: int, n_heads: int):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+        self.n_heads, self.head_dim = n_heads, d_model // n_heads
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.k_proj = nn.Linear(d_model, d_model, bias=False)  # a key bias only shifts scores per query
+        self.v_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        B, T, D = x.shape
+        q, k, v = (
+            p(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, Dh)
+            for p in (self.q_proj, self.k_proj, self.v_proj)
+        )
+        n_prefix = T - cos.shape[0]  # [CLS] + registers keep their content unrotated
+
+        def rotate(t: torch.Tensor) -> torch.Tensor:
+            prefix, patches = t[:, :, :n_prefix], t[:, :, n_prefix:]
+            return torch.cat([prefix, patches * cos + rotate_half(patches) * sin], dim=2)
+
+        out = scaled_dot_product_attention(rotate(q), rotate(k), v)  # (B, H, T, Dh)
+        return self.out_proj(out.transpose(1, 2).reshape(B, T, D))
+
+
+class DinoV3Block(nn.Module):
+    def __init__(self, config: Config, drop_path: float):
+        super().__init__()
+        c = config
+        self.norm1 = nn.LayerNorm(c.d_model, eps=c.eps)
+        self.attn = RopeAttention(c.d_model, c.n_heads)
+        self.ls1 = LayerScale(c.d_model, c.layer_scale)
+        self.norm2 = nn.LayerNorm(c.d_model, eps=c.eps)
+        if c.ffn == "mlp":
+            self.mlp = FeedForward(c.d_model, c.d_ff, activation="gelu")
+        elif c.ffn == "swiglu":
+            self.mlp = SwiGLU(c.d_model, c.d_ff, bias=True)
+        else:
+            raise ValueError(f"ffn must be 'mlp' or 'swiglu', got {c.ffn!r}")
+        self.ls2 = LayerScale(c.d_model, c.layer_scale)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x), cos, sin)))
+        return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
+
+
+def _preset(d: int, layers: int, heads: int, d_ff: int, ffn: str, params: int, name: str) -> Preset:
+    return Preset(
+        dict(
+            d_model=d,
+            n_layers=layers,
+            n_heads=heads,
+            d_ff=d_ff,
+            ffn=ffn,
+            n_registers=4,
+            patch_size=16,
+            image_size=224,
+            head_prototypes=0,
+        ),
+        params=params,
+        source=f"facebookresearch/dinov3 dinov3_{name} backbone; = transformers DINOv3ViTModel count",
+    )
+
+
+@register(
+    "dino_v3",
+    family="vision",
+    config=Config,
+    summary="DINOv3: self-distilled ViT with 2-D RoPE, registers and Gram anchoring of patch similarities.",
+    paper="DINOv3",
+    year=2025,
+    arxiv="2508.10104",
+    input_kind="image",
+    tiny=dict(
+        image_size=16,
+        patch_size=4,
+        d_model=16,
+        n_layers=2,
+        n_heads=2,
+        d_ff=32,
+        n_registers=2,
+        head_prototypes=32,
+        head_hidden=32,
+        head_bottleneck=8,
+    ),
+    presets={
+        "dinov3_vits16": _preset(384, 12, 6, 1536, "mlp", 21_596_544, "vits16"),
+        "dinov3_vits16plus": _preset(384, 12, 6, 1536, "swiglu", 28_692_864, "vits16plus"),
+        "dinov3_vitb16": _preset(768, 12, 12, 3072, "mlp", 85_660_416, "vitb16"),
+        "dinov3_vitl16": _preset(1024, 24, 16, 4096, "mlp", 303_129_600, "vitl16"),
+        "dinov3_vith16plus": _preset(1280, 32, 20, 5120, "swiglu", 840_592_640, "vith16plus"),
+    },
+    outputs="DinoOutput(cls_token, patch_tokens, register_tokens, prototype_logits)",
+)
+class DinoV3(nn.Module):
+    def __init__(self, config: Config):
+        super().__init__()
+        c = config
+        self.config = config
+        self.cls_token = nn.Parameter(torch.randn(1, 1, c.d_model) * 0.02)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, c.d_model))
+        self.register_tokens = (
+            nn.Parameter(torch.randn(1, c.n_registers, c.d_model) * 0.02) if c.n_registers > 0 else None
+        )
+        self.patch_embed = PatchEmbed(c.in_channels, c.d_model, c.patch_size)
+        self.blocks = nn.ModuleList(DinoV3Block(c, rate) for rate in drop_path_rates(c.drop_path, c.n_layers))
+        self.norm = nn.LayerNorm(c.d_model, eps=c.eps)
+        self.head = (
+            DinoHead(c.d_model, c.head_hidden, c.head_bottleneck, c.head_prototypes)
+            if c.head_prototypes
+            else None
+        )
+
+    def rope(self, rows: int, cols: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        coords = patch_coordinates(rows, cols, device)  # (N, 2)
+        if self.training and self.config.rope_jitter > 1.0:  # box jittering: one random rescale per batch
+            log_range = math.log(self.config.rope_jitter)
+            coords = coords * torch.empty(1, device=device).uniform_(-log_range, log_range).exp()
+        return rope_2d(coords, self.config.d_model // self.config.n_heads, self.config.rope_base)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> DinoOutput:
+        c = self.config
+        check_image(x, c.in_channels, multiple_of=c.patch_size)
+        rows, cols = x.shape[-2] // c.patch_size, x.shape[-1] // c.patch_size
+        tokens = self.patch_embed(x)  # (B, N, D)
+        if mask is not None:
+            tokens = torch.where(mask.unsqueeze(-1), self.mask_token.to(tokens.dtype), tokens)
+        B = tokens.shape[0]
+        prefix = [self.cls_token.expand(B, -1, -1)]
+        if self.register_tokens is not None:
+            prefix.append(self.register_tokens.expand(B, -1, -1))
+        tokens = torch.cat([*prefix, tokens], dim=1)  # (B, 1 + R + N, D)
+        cos, sin = self.rope(rows, cols, x.device)
+        for block in self.blocks:
+            tokens = block(tokens, cos.to(tokens.dtype), sin.to(tokens.dtype))
+        tokens = self.norm(tokens)
+        n_reg = c.n_registers
+        cls = tokens[:, 0]
+        return DinoOutput(
+            cls_token=cls,
+            patch_tokens=tokens[:, 1 + n_reg :],
+            register_tokens=tokens[:, 1 : 1 + n_reg] if n_reg else None,
+            prototype_logits=self.head(cls) if self.head is not None else None,
+        )
+
+    @staticmethod
+    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
+        return torch.randn(batch, config.in_channels, config.image_size, config.image_size)
+
+
+def gram_anchoring_loss(student_patches: torch.Tensor, teacher_patches: torch.Tensor) -> torch.Tensor:
+    """|| X_S X_S^T - X_G X_G^T ||_F^2 on L2-normalised patch features (B, N, D), averaged.
+
+    X X^T is the (N, N) matrix of patch-to-patch cosine similarities. Matching it to an earlier
+    checkpoint's (the Gram teacher, no gradient) keeps the *structure* of the dense features —
+    which patches look alike — without pinning the features themselves. We divide the squared
+    Frobenius norm by N^2 (a mean over matrix entries) and average over the batch, so the scale
+    does not depend on the resolution.
+    """
+    if student_patches.shape != teacher_patches.shape:
+        raise ValueError(
+            f"student and teacher patch features must have the same shape (B, N, D), "
+            f"got {tuple(student_patches.shape)} and {tuple(teacher_patches.shape)}"
+        )
+    xs = F.normalize(student_patches, dim=-1)
+    xg = F.normalize(teacher_patches.detach(), dim=-1)
+    gram_s = xs @ xs.transpose(1, 2)  # (B, N, N)
+    gram_g = xg @ xg.transpose(1, 2)  # (B, N, N)
+    return (gram_s - gram_g).pow(2).mean()
