@@ -302,7 +302,7 @@ def train_encoder(task: str, position: str, steps: int = STEPS, seed: int = 0) -
     model = TinyEncoder(VOCAB, T=T, position=position).to(DEVICE)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     losses = []
-    for step in range(steps):
+    for _ in range(steps):
         idx = torch.randint(0, len(src), (64,))
         logits = model(src[idx].to(DEVICE))
         loss = F.cross_entropy(logits.reshape(-1, VOCAB), tgt[idx].to(DEVICE).reshape(-1))
