@@ -611,3 +611,28 @@ def test_dino_v3_any_resolution_and_bad_input():
         model(torch.randn(1, 3, 18, 16))
     with pytest.raises(ShapeError, match="C=3"):
         model(torch.randn(1, 1, 16, 16))
+
+
+def test_vision_kan_blocks_use_kan_feed_forward():
+    from bestiary.layers.kan import KANLinear
+
+    torch.manual_seed(0)
+    model = bestiary.build("vision_kan", tiny=True).eval()
+    block = model.blocks[0]
+    assert all(isinstance(layer, KANLinear) for layer in list(block.mlp)[:2])
+    x = torch.randn(2, 5, 16)
+    with torch.no_grad():
+        y = x + block.attn(block.norm1(x))
+        expected = y + block.mlp[1](block.mlp[0](block.norm2(y)))
+        torch.testing.assert_close(block(x), expected)
+    model.train()
+    model(torch.randn(2, 3, 16, 16)).pow(2).mean().backward()
+    assert block.mlp[0].spline_coef.grad.abs().sum() > 0  # the spline edge functions are trained
+
+
+def test_vision_kan_bad_input():
+    model = bestiary.build("vision_kan", tiny=True)
+    with pytest.raises(ShapeError, match="C=3"):
+        model(torch.randn(1, 1, 16, 16))
+    with pytest.raises(ShapeError, match="H=16"):
+        model(torch.randn(1, 3, 8, 8))

@@ -44,6 +44,7 @@ class ViTBlock(nn.Module):
         eps: float = 1e-6,
         activation: str = "gelu",
         ffn: str = "mlp",
+        mlp: nn.Module | None = None,
     ):
         super().__init__()
         self.norm1 = nn.LayerNorm(d_model, eps=eps)
@@ -52,7 +53,9 @@ class ViTBlock(nn.Module):
             self.attn.out_proj = nn.Linear(d_model, d_model)
         self.ls1 = LayerScale(d_model, layer_scale) if layer_scale is not None else nn.Identity()
         self.norm2 = nn.LayerNorm(d_model, eps=eps)
-        if ffn == "mlp":
+        if mlp is not None:  # any (B, N, D) -> (B, N, D) module, e.g. a KAN (vision_kan)
+            self.mlp = mlp
+        elif ffn == "mlp":
             self.mlp = FeedForward(d_model, d_ff, activation=activation, dropout=dropout)
         elif ffn == "swiglu":  # gated FFN (DINOv2-giant); d_ff is the hidden size of each branch
             self.mlp = SwiGLU(d_model, d_ff, bias=True, dropout=dropout)
