@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -186,6 +187,19 @@ def test_a_failing_cell_is_reported_with_index_source_line_and_traceback(tmp_pat
     assert str(path) in report and "cell 2" in report and "ZeroDivisionError" in report
     # execution stopped at the failure: the last cell never ran
     assert result.notebook.cells[3].get("outputs", []) == []
+
+
+def test_a_cell_over_the_time_limit_is_reported_as_a_timeout(tmp_path: Path) -> None:
+    path = _tree(tmp_path) / "notebooks" / "foundations" / "F96_slow.py"
+    path.write_text(
+        "# %% [markdown]\n# # F96 · Slow\n\n# %%\nimport time\n\ntime.sleep(60)\n\n# %%\nprint('after')\n"
+    )
+    start = time.perf_counter()
+    result = run_notebook(path, quick=True, threads=1, timeout=2)
+    assert time.perf_counter() - start < 30  # interrupted, not waited out
+    assert not result.ok
+    assert result.failure.ename == "CellTimeoutError" and "2 s" in result.failure.evalue
+    assert result.failure.cell_index == 1 and "time.sleep(60)" in result.failure.cell_source
 
 
 def test_build_writes_ipynb_html_with_embedded_png_and_an_index_marking_failures(tmp_path: Path) -> None:

@@ -420,6 +420,11 @@ def run_notebook(
                 traceback=_ANSI.sub("", str(error)),
                 line=_line_in_source(info.path, source),
             )
+        if isinstance(
+            error, CellTimeoutError
+        ):  # nbclient interrupted the cell: say why, not "KeyboardInterrupt"
+            failure.ename = "CellTimeoutError"
+            failure.evalue = f"the cell ran longer than the per-cell limit of {timeout} s (--timeout)"
     seconds = time.perf_counter() - start
     nb.metadata["bestiary"] = {
         "id": info.id,
