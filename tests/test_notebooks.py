@@ -166,6 +166,14 @@ def test_outline_reads_the_lesson_structure(tmp_path: Path) -> None:
         assert expected in problems, problems
 
 
+def test_index_learning_goals_render_inline_markdown_safely() -> None:
+    render = notebooks._inline_markdown
+    assert render("the *decision boundary*") == "the <em>decision boundary</em>"
+    assert render("**tiny** config") == "<strong>tiny</strong> config"
+    assert render("`a*b*c` stays code") == "<code>a*b*c</code> stays code"  # no emphasis inside code
+    assert render("2 * 3 * 4 <script>") == "2 * 3 * 4 &lt;script&gt;"  # arithmetic and HTML are escaped text
+
+
 def test_the_repository_notebooks_are_discovered() -> None:
     on_disk = {p.stem for p in Path(notebooks.repo_root(), "notebooks").glob("*/[A-Z][0-9][0-9]_*.py")}
     assert {nb.stem for nb in NOTEBOOKS} == on_disk

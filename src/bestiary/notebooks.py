@@ -487,6 +487,21 @@ def _fmt_seconds(seconds: float | None) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
+def _inline_markdown(text: str) -> str:
+    """`code`, **bold** and *italic* of a one-line Markdown snippet as HTML (everything else escaped)."""
+    pieces = text.split("`")
+    out = []
+    for i, piece in enumerate(pieces):
+        piece = html.escape(piece, quote=False)
+        if i % 2 and i < len(pieces) - 1:  # inside a code span: no emphasis there
+            out.append(f"<code>{piece}</code>")
+            continue
+        piece = re.sub(r"\*\*(?=\S)(.+?)(?<=\S)\*\*", r"<strong>\1</strong>", piece)
+        piece = re.sub(r"(?<![\w*])\*(?=\S)([^*]+?)(?<=\S)\*(?![\w*])", r"<em>\1</em>", piece)
+        out.append(piece if i % 2 == 0 else "`" + piece)
+    return "".join(out)
+
+
 def render_index(notebooks: Sequence[NotebookInfo], results: dict[str, dict[str, Any]]) -> str:
     """The site's front page: every discovered notebook, grouped by track, with its last run's
     status and time (`results` maps ID -> {"ok", "seconds", "quick"}; missing = not built)."""
@@ -520,6 +535,9 @@ def render_index(notebooks: Sequence[NotebookInfo], results: dict[str, dict[str,
                 mode = " (quick)" if res.get("quick") else ""
                 status, css = ("ok" + mode, "ok") if res["ok"] else ("failed" + mode, "failed")
             seconds = res.get("seconds") if res else None
+            goals = "".join(f"<li>{_inline_markdown(goal)}</li>" for goal in outline(nb).learn)
+            if goals:
+                link += f"<details><summary>what you'll learn</summary><ul>{goals}</ul></details>"
             parts.append(
                 f"<tr class='{css}'><td class='id'>{nb.id}</td><td>{link}</td>"
                 f"<td class='time'>{_fmt_seconds(seconds)}</td><td class='status'>{status}</td></tr>"
