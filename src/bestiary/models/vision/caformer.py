@@ -48,9 +48,9 @@ def _preset(layers: tuple[int, ...], widths: tuple[int, ...], rounded: str, name
     tiny=dict(layers=(1, 1, 1, 1), widths=(8, 8, 16, 16), head_dim=8, image_size=32),
     presets={
         "caformer_s18": _preset((3, 3, 9, 3), (64, 128, 320, 512), "26.3M", "caformer_s18"),
-        "caformer_s36": _preset((3, 12, 18, 3), (64, 128, 320, 512), "39M", "caformer_s36"),
-        "caformer_m36": _preset((3, 12, 18, 3), (96, 192, 384, 576), "56M", "caformer_m36"),
-        "caformer_b36": _preset((3, 12, 18, 3), (128, 256, 512, 768), "99M", "caformer_b36"),
+        "caformer_s36": _preset((3, 12, 18, 3), (64, 128, 320, 512), "39.3M", "caformer_s36"),
+        "caformer_m36": _preset((3, 12, 18, 3), (96, 192, 384, 576), "56.2M", "caformer_m36"),
+        "caformer_b36": _preset((3, 12, 18, 3), (128, 256, 512, 768), "98.8M", "caformer_b36"),
     },
     outputs="logits (B, num_classes)",
 )
