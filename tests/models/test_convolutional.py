@@ -172,3 +172,27 @@ def test_tcn_output_and_bad_input():
     assert model(torch.randn(2, 7, 4)).shape == (2, 7, 8)
     with pytest.raises(ShapeError, match="D=4"):
         model(torch.randn(2, 7, 5))
+
+
+def test_mobilenet_v2_preset_matches_transformers():
+    """The full MobileNetV2 (the preset) against transformers with symmetric padding, weights copied in order."""
+    from transformers import MobileNetV2Config, MobileNetV2ForImageClassification
+
+    torch.manual_seed(0)
+    hf = MobileNetV2ForImageClassification(MobileNetV2Config(tf_padding=False, num_labels=10)).eval()
+    for module in hf.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    ours = bestiary.build("mobilenet_v2", num_classes=10).eval()
+    theirs = [(k, v) for k, v in hf.state_dict().items() if "num_batches_tracked" not in k]
+    mine_names = [k for k in ours.state_dict() if "num_batches_tracked" not in k]
+    mine = {k: v for k, v in ours.state_dict().items()}
+    assert len(mine_names) == len(theirs)
+    for name, (their_name, tensor) in zip(mine_names, theirs):
+        assert mine[name].shape == tensor.shape, (name, their_name)
+        mine[name] = tensor.clone()
+    ours.load_state_dict(mine)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), hf(x).logits, rtol=1e-4, atol=1e-4)

@@ -11,7 +11,8 @@ B1..B7 are phi = 1..7, with the multipliers rounded as in the reference implemen
 
 Blocks are MBConv (`bestiary.layers.conv_blocks.InvertedResidual`) with SiLU ("swish"),
 squeeze-excite at 1/4 of the block input's channels, and stochastic depth growing linearly with
-the block index. The presets match torchvision's efficientnet_b0..b4 exactly.
+the block index. The presets match torchvision's efficientnet_b0..b7 exactly (b7 also equals
+transformers' default EfficientNetConfig).
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ def _preset(width: float, depth: float, resolution: int, dropout: float, params:
         "efficientnet_b2": _preset(1.1, 1.2, 260, 0.3, 9_109_994, "efficientnet_b2"),
         "efficientnet_b3": _preset(1.2, 1.4, 300, 0.3, 12_233_232, "efficientnet_b3"),
         "efficientnet_b4": _preset(1.4, 1.8, 380, 0.4, 19_341_616, "efficientnet_b4"),
+        "efficientnet_b5": _preset(1.6, 2.2, 456, 0.4, 30_389_784, "efficientnet_b5"),
+        "efficientnet_b6": _preset(1.8, 2.6, 528, 0.5, 43_040_704, "efficientnet_b6"),
+        "efficientnet_b7": _preset(2.0, 3.1, 600, 0.5, 66_347_960, "efficientnet_b7"),
     },
     outputs="logits (B, num_classes)",
 )
