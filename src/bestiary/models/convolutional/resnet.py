@@ -115,6 +115,15 @@ def _preset(block: str, layers: tuple[int, ...], params: int, name: str, **extra
         "wide_resnet50_2": _preset(
             "bottleneck", (3, 4, 6, 3), 68_883_240, "wide_resnet50_2", width_per_group=128
         ),
+        "wide_resnet101_2": _preset(
+            "bottleneck", (3, 4, 23, 3), 126_886_696, "wide_resnet101_2", width_per_group=128
+        ),
+        "resnext101_32x8d": _preset(
+            "bottleneck", (3, 4, 23, 3), 88_791_336, "resnext101_32x8d", groups=32, width_per_group=8
+        ),
+        "resnext101_64x4d": _preset(
+            "bottleneck", (3, 4, 23, 3), 83_455_272, "resnext101_64x4d", groups=64, width_per_group=4
+        ),
     },
     outputs="logits (B, num_classes)",
 )

@@ -74,6 +74,7 @@ def vit_preset(d_model: int, n_layers: int, n_heads: int, patch: int, params: in
         "vit_b32": vit_preset(768, 12, 12, 32, 88_224_232, "torchvision.models.vit_b_32 docs (num_params)"),
         "vit_l16": vit_preset(1024, 24, 16, 16, 304_326_632, "torchvision.models.vit_l_16 docs (num_params)"),
         "vit_l32": vit_preset(1024, 24, 16, 32, 306_535_400, "torchvision.models.vit_l_32 docs (num_params)"),
+        "vit_h14": vit_preset(1280, 32, 16, 14, 632_045_800, "torchvision.models.vit_h_14 docs (num_params)"),
     },
     outputs="logits (B, num_classes)",
 )
