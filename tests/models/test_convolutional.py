@@ -196,3 +196,28 @@ def test_mobilenet_v2_preset_matches_transformers():
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), hf(x).logits, rtol=1e-4, atol=1e-4)
+
+
+def test_drop_path_keeps_expectation_and_is_identity_in_eval():
+    from bestiary.layers.drop_path import DropPath, drop_path_rates
+
+    torch.manual_seed(0)
+    layer = DropPath(0.25)
+    x = torch.ones(20000, 3)
+    out = layer(x)
+    kept = (out[:, 0] != 0).float().mean()
+    assert abs(kept.item() - 0.75) < 0.02  # whole samples dropped with probability p
+    assert torch.all((out == 0) | torch.isclose(out, torch.tensor(1 / 0.75)))  # survivors rescaled by 1/(1-p)
+    assert abs(out.mean().item() - 1.0) < 0.03
+    layer.eval()
+    assert torch.equal(layer(x), x)
+    assert drop_path_rates(0.2, 3) == [0.0, 0.1, 0.2]
+    with pytest.raises(ValueError):
+        DropPath(1.0)
+
+
+def test_make_divisible_follows_the_mobilenet_rule():
+    from bestiary.layers.conv_blocks import make_divisible
+
+    # rounded to the nearest multiple of 8, never more than 10% below the request
+    assert [make_divisible(v) for v in (32 * 0.75, 1280 * 1.4, 16 * 0.35, 10, 3)] == [24, 1792, 8, 16, 8]

@@ -737,3 +737,17 @@ def test_gaussian_splat_look_at_cameras_see_the_scene_upright():
     for view in alpha:
         row = view.sum(dim=1).argmax()
         assert view.max() > 0.5 and row < 7  # world "up" is the top of the image
+
+
+def test_window_partition_round_trip_and_shift_mask():
+    from bestiary.layers.window_attention import shifted_window_mask, window_partition, window_reverse
+
+    x = torch.randn(2, 8, 12, 5)
+    windows = window_partition(x, 4)
+    assert windows.shape == (2 * 2 * 3, 16, 5)
+    torch.testing.assert_close(windows[1].view(4, 4, 5), x[0, 0:4, 4:8])  # second window of the first row
+    torch.testing.assert_close(window_reverse(windows, 4, 8, 12), x)
+    mask = shifted_window_mask(8, 8, 4, 2)  # (4 windows, 16, 16)
+    assert (mask[0] == 0).all()  # the top-left window holds one contiguous region
+    # the bottom-right window mixes 4 regions of 4 tokens each: 4 * 4 * 4 allowed pairs out of 256
+    assert (mask[3] == 0).sum() == 64 and (mask[3] == -100).sum() == 192
