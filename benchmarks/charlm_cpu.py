@@ -1,0 +1,299 @@
+"""Character-level Shakespeare on CPU: nanoGPT's "baby GPT" vs Bestiary's best recipe, same wall time.
+
+Reference: a plain-PyTorch GPT written below, as in Karpathy's nanoGPT (model.py) with the CPU
+settings its README suggests for `train_shakespeare_char` (n_layer 4, n_head 4, n_embd 128,
+block 64, batch 12, dropout 0, bias False; AdamW lr 1e-3, betas (0.9, 0.99), weight decay 0.1,
+100 warm-up steps then cosine to 1e-4 at 2000 iterations, gradient clipping at 1.0).
+
+Ours: `bestiary.build("decoder_only", ...)` (RoPE, RMSNorm, SwiGLU, SDPA attention, tied
+embeddings) trained with a learning rate 3x higher and a cosine schedule fitted to the *time
+budget* (it reaches its minimum exactly when the budget ends, instead of at an iteration count the
+run may never reach), batches from `bestiary.data.get_lm_batch`, schedule from `bestiary.train`.
+
+Both train on the same ~1.1M-character Shakespeare slice (`bestiary.data.tiny_shakespeare()`, 90/10
+split) for the same wall-clock budget, and are scored on the same validation windows (block 64,
+every position). A third run times our model at the reference's exact configuration (learned
+positions, LayerNorm, GELU MLP) to compare raw training throughput.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/charlm_cpu.py [--budget 120] [--threads 1]
+
+A script, not a test: timings depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import bestiary
+from bestiary.data import get_lm_batch, tiny_shakespeare
+from bestiary.train import warmup_cosine
+
+BLOCK, BATCH = 64, 12
+
+
+# ------------------------------------------------------------------------------------------------
+# The reference: nanoGPT's GPT, written out in plain PyTorch
+# ------------------------------------------------------------------------------------------------
+class RefAttention(nn.Module):
+    def __init__(self, n_embd: int, n_head: int):
+        super().__init__()
+        self.n_head = n_head
+        self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=False)
+        self.c_proj = nn.Linear(n_embd, n_embd, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (
+            t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v)
+        )  # (B, H, T, D)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, D)
+        return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class RefBlock(nn.Module):
+    def __init__(self, n_embd: int, n_head: int):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(n_embd, bias=False)
+        self.attn = RefAttention(n_embd, n_head)
+        self.ln_2 = nn.LayerNorm(n_embd, bias=False)
+        self.mlp = nn.Sequential(
+            nn.Linear(n_embd, 4 * n_embd, bias=False), nn.GELU(), nn.Linear(4 * n_embd, n_embd, bias=False)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class RefGPT(nn.Module):
+    def __init__(
+        self, vocab_size: int, n_layer: int = 4, n_head: int = 4, n_embd: int = 128, block: int = BLOCK
+    ):
+        super().__init__()
+        self.wte = nn.Embedding(vocab_size, n_embd)
+        self.wpe = nn.Embedding(block, n_embd)
+        self.h = nn.ModuleList(RefBlock(n_embd, n_head) for _ in range(n_layer))
+        self.ln_f = nn.LayerNorm(n_embd, bias=False)
+        self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
+        self.wte.weight = self.lm_head.weight  # weight tying
+        self.apply(self._init)
+        for name, p in self.named_parameters():  # scaled init of residual projections (GPT-2)
+            if name.endswith("c_proj.weight") or name.endswith("mlp.2.weight"):
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * n_layer))
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        pos = torch.arange(idx.shape[1], device=idx.device)
+        x = self.wte(idx) + self.wpe(pos)  # (B, T, C)
+        for block in self.h:
+            x = block(x)
+        return self.lm_head(self.ln_f(x))  # (B, T, vocab)
+
+
+def nanogpt_optimizer(model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float]):
+    """AdamW with weight decay on matrices only (nanoGPT's configure_optimizers)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas)
+
+
+def nanogpt_lr(
+    it: int, lr: float = 1e-3, min_lr: float = 1e-4, warmup: int = 100, decay_iters: int = 2000
+) -> float:
+    if it < warmup:
+        return lr * (it + 1) / (warmup + 1)
+    if it > decay_iters:
+        return min_lr
+    ratio = (it - warmup) / (decay_iters - warmup)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (lr - min_lr)
+
+
+# ------------------------------------------------------------------------------------------------
+# Training loops
+# ------------------------------------------------------------------------------------------------
+def train_reference(train: torch.Tensor, vocab: int, budget_s: float, max_iters: int | None = None) -> dict:
+    torch.manual_seed(0)
+    model = RefGPT(vocab)
+    opt = nanogpt_optimizer(model, 1e-3, 0.1, (0.9, 0.99))
+    gen = torch.Generator().manual_seed(1)
+    it, start = 0, time.perf_counter()
+    while time.perf_counter() - start < budget_s and (max_iters is None or it < max_iters):
+        for group in opt.param_groups:
+            group["lr"] = nanogpt_lr(it)
+        x, y = get_lm_batch(train, BLOCK, BATCH, generator=gen)
+        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        it += 1
+    elapsed = time.perf_counter() - start
+    return {"model": model, "iters": it, "seconds": elapsed, "tokens_per_s": it * BLOCK * BATCH / elapsed}
+
+
+def train_ours(
+    train: torch.Tensor,
+    vocab: int,
+    budget_s: float,
+    *,
+    config: dict,
+    lr: float,
+    batch: int,
+    block: int,
+    warmup_s: float,
+    max_iters: int | None = None,
+    weight_decay: float = 0.1,
+) -> dict:
+    """Our loop: the LR follows warm-up + cosine over *elapsed time / budget*."""
+    torch.manual_seed(0)
+    model = bestiary.build("decoder_only", vocab_size=vocab, max_seq_len=block, **config)
+    opt = nanogpt_optimizer(model, lr, weight_decay, (0.9, 0.95))
+    gen = torch.Generator().manual_seed(1)
+    resolution = 10_000  # the schedule is a function of a step index; map time onto 10k "steps"
+    it, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < budget_s and (max_iters is None or it < max_iters):
+        progress = int(resolution * elapsed / budget_s)
+        scale = warmup_cosine(
+            progress, warmup=int(resolution * warmup_s / budget_s), total=resolution, min_ratio=0.05
+        )
+        for group in opt.param_groups:
+            group["lr"] = lr * scale
+        x, y = get_lm_batch(train, block, batch, generator=gen)
+        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        it += 1
+    elapsed = time.perf_counter() - start
+    return {"model": model, "iters": it, "seconds": elapsed, "tokens_per_s": it * block * batch / elapsed}
+
+
+@torch.no_grad()
+def val_loss(model: nn.Module, val: torch.Tensor, n_windows: int = 400) -> float:
+    """Mean next-character loss over fixed, evenly spaced validation windows of length 64."""
+    model.eval()
+    starts = torch.linspace(0, len(val) - BLOCK - 2, n_windows).long()
+    idx = starts[:, None] + torch.arange(BLOCK)[None]  # (N, 64)
+    losses = []
+    for chunk in idx.split(100):
+        logits = model(val[chunk].long())
+        losses.append(F.cross_entropy(logits.flatten(0, 1), val[chunk + 1].long().flatten(), reduction="sum"))
+    model.train()
+    return float(sum(losses) / idx.numel())
+
+
+OUR_RECIPE = dict(d_model=128, n_layers=4, n_heads=4, n_kv_heads=4, d_ff=352)  # RoPE + RMSNorm + SwiGLU
+REF_CONFIG_IN_OURS = dict(
+    d_model=128,
+    n_layers=4,
+    n_heads=4,
+    n_kv_heads=None,
+    d_ff=512,
+    position="learned",
+    norm="layernorm",
+    mlp="gelu",
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--budget", type=float, default=120.0, help="wall-clock seconds of training per run")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS)")
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--block", type=int, default=64)
+    parser.add_argument("--throughput-iters", type=int, default=150)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    text = tiny_shakespeare()
+    chars = sorted(set(text))
+    stoi = {c: i for i, c in enumerate(chars)}
+    data = torch.tensor([stoi[c] for c in text], dtype=torch.uint8)
+    n_train = int(0.9 * len(data))
+    train, val = data[:n_train], data[n_train:]
+    vocab = len(chars)
+    info = {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+    print(json.dumps({**info, "chars": len(text), "vocab": vocab, "budget_s": args.budget}), flush=True)
+
+    # raw throughput at the reference's exact configuration (same iterations, same batches)
+    ref_tp = train_reference(train, vocab, 1e9, max_iters=args.throughput_iters)
+    ours_tp = train_ours(
+        train, vocab, 1e9, config=REF_CONFIG_IN_OURS, lr=1e-3, batch=BATCH, block=BLOCK, warmup_s=1.0,
+        max_iters=args.throughput_iters,
+    )  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "run": "throughput_at_reference_config",
+                "reference_tokens_per_s": round(ref_tp["tokens_per_s"]),
+                "ours_tokens_per_s": round(ours_tp["tokens_per_s"]),
+                "ratio": round(ours_tp["tokens_per_s"] / ref_tp["tokens_per_s"], 3),
+                "target_ratio": 1.0,
+            }
+        ),
+        flush=True,
+    )
+
+    ref = train_reference(train, vocab, args.budget)
+    ref_val = val_loss(ref["model"], val)
+    print(
+        json.dumps(
+            {"run": "reference_nanogpt", "iters": ref["iters"], "tokens_per_s": round(ref["tokens_per_s"]),
+             "val_loss": round(ref_val, 4)}
+        ),
+        flush=True,
+    )  # fmt: skip
+    ours = train_ours(
+        train, vocab, args.budget, config=OUR_RECIPE, lr=args.lr, batch=args.batch, block=args.block,
+        warmup_s=0.05 * args.budget,
+    )  # fmt: skip
+    ours_val = val_loss(ours["model"], val)
+    print(
+        json.dumps(
+            {"run": "bestiary_recipe", "iters": ours["iters"], "tokens_per_s": round(ours["tokens_per_s"]),
+             "val_loss": round(ours_val, 4), "recipe": {**OUR_RECIPE, "lr": args.lr, "batch": args.batch,
+             "block": args.block, "schedule": "warmup+cosine over the time budget"}}
+        ),
+        flush=True,
+    )  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "benchmark": "charlm_cpu",
+                "budget_s": args.budget,
+                "val_loss_reference": round(ref_val, 4),
+                "val_loss_ours": round(ours_val, 4),
+                "val_loss_gain_nats": round(ref_val - ours_val, 4),
+                "target_gain_nats": 0.15,
+                "throughput_ratio_at_reference_config": round(
+                    ours_tp["tokens_per_s"] / ref_tp["tokens_per_s"], 3
+                ),
+                "target_throughput_ratio": 1.0,
+                **info,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
