@@ -236,4 +236,5 @@ def test_build_writes_ipynb_html_with_embedded_png_and_an_index_marking_failures
     assert "foundations/F98_passing.html" in index and "foundations/F99_failing.html" in index
     assert "<tr class='failed'><td class='id'>F99</td>" in index
     assert "<tr class='ok'><td class='id'>F98</td>" in index
+    assert "F99_failing.py:" in index and "cell 2 raised ZeroDivisionError" in index  # where it failed
     assert json.loads((out / "site" / "results.json").read_text())["F99"]["ok"] is False

@@ -487,6 +487,10 @@ def _fmt_seconds(seconds: float | None) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _inline_markdown(text: str) -> str:
     """`code`, **bold** and *italic* of a one-line Markdown snippet as HTML (everything else escaped)."""
     pieces = text.split("`")
@@ -534,6 +538,9 @@ def render_index(notebooks: Sequence[NotebookInfo], results: dict[str, dict[str,
                 link = f"<a href='{track}/{nb.stem}.html'>{title}</a>"
                 mode = " (quick)" if res.get("quick") else ""
                 status, css = ("ok" + mode, "ok") if res["ok"] else ("failed" + mode, "failed")
+                if not res["ok"] and res.get("failure"):  # "F01_x.py:12: cell 3 raised ValueError: ..."
+                    where = Path(res["failure"].splitlines()[0]).name
+                    status += f"<div class='where'>{html.escape(_shorten(where, 90))}</div>"
             seconds = res.get("seconds") if res else None
             goals = "".join(f"<li>{_inline_markdown(goal)}</li>" for goal in outline(nb).learn)
             if goals:
