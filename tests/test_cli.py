@@ -136,3 +136,13 @@ def test_notebooks_run_and_build_on_a_tiny_checkout(tmp_path: Path, monkeypatch,
     index = (tmp_path / "build" / "site" / "index.html").read_text()
     assert "<tr class='ok'><td class='id'>S98</td>" in index
     assert "<tr class='failed'><td class='id'>S99</td>" in index  # earlier results are kept
+
+
+def test_bench_lists_the_benchmark_scripts(capsys):
+    from bestiary.notebooks import repo_root
+
+    code, out, _ = run(capsys, "bench", "list")
+    assert code == 0
+    scripts = sorted(p.stem for p in (repo_root() / "benchmarks").glob("*.py") if not p.name.startswith("_"))
+    shown = [line.split()[0] for line in out.splitlines()[2:] if line.strip()]
+    assert shown == scripts or (not scripts and "no benchmark scripts" in out)
