@@ -45,6 +45,19 @@ def context_length_of(model: Any) -> int | None:
     return None
 
 
+def _last_logits(model: Model, tokens: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+    """Logits of the last position only (B, V).
+
+    Models that expose `hidden_states(...)` and `lm_head` (our decoder_only) skip the output
+    projection for every other position: at prefill that projection (T x d_model x vocab) can cost
+    as much as the rest of the model for a large vocabulary."""
+    if callable(getattr(model, "hidden_states", None)) and isinstance(
+        getattr(model, "lm_head", None), torch.nn.Module
+    ):
+        return model.lm_head(model.hidden_states(tokens, **kwargs)[:, -1, :])  # (B, V)
+    return model(tokens, **kwargs)[:, -1, :]  # (B, V)
+
+
 def _model_device(model: Any) -> torch.device:
     try:
         return next(model.parameters()).device
@@ -104,10 +117,10 @@ def _token_steps(
             if use_cache:
                 # step 0: the whole prompt fills the cache; later: only the newest token
                 feed = context if step == 0 else context[:, -1:]
-                logits = model(feed, kv_cache=cache)[:, -1, :]  # (B, V)
+                logits = _last_logits(model, feed, kv_cache=cache)  # (B, V)
             else:
                 window = context if context_length is None else context[:, -context_length:]
-                logits = model(window)[:, -1, :]  # (B, V): the whole window every step
+                logits = _last_logits(model, window)  # (B, V): the whole window every step
             nxt = sample_next(
                 logits, params, context if params.repetition_penalty != 1.0 else None, generator
             )
