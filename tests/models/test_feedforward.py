@@ -90,14 +90,14 @@ def test_kat_patch_embedding_is_patchify_then_linear():
     # cut into p x p patches by hand, row by row: (B, N, C*p*p) with (C, py, px) ordering like the conv weight
     patches = x.unfold(2, p, p).unfold(3, p, p)  # (B, C, H/p, W/p, p, p)
     patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(2, -1, c.in_channels * p * p)  # (B, N, C*p*p)
-    weight = model.patch_embed.weight.reshape(c.d_model, -1)  # (d_model, C*p*p)
-    by_hand = patches @ weight.T + model.patch_embed.bias  # (B, N, d_model)
-    by_conv = model.patch_embed(x).flatten(2).transpose(1, 2)
+    weight = model.patch_embed.proj.weight.reshape(c.d_model, -1)  # (d_model, C*p*p)
+    by_hand = patches @ weight.T + model.patch_embed.proj.bias  # (B, N, d_model)
+    by_conv = model.patch_embed(x)  # (B, N, d_model)
     torch.testing.assert_close(by_conv, by_hand, rtol=1e-5, atol=1e-5)
 
 
 def test_kat_rejects_bad_configs():
-    with pytest.raises(ValueError, match="divisible by patch_size"):
+    with pytest.raises(ValueError, match="multiple of patch_size"):
         bestiary.build("kat", image_size=10, patch_size=4)
     with pytest.raises(ValueError, match="n_groups"):
         bestiary.build("kat", d_model=20, n_groups=8)

@@ -36,6 +36,22 @@ def check_image(
         )
 
 
+def patch_count(image_size: int, patch_size: int) -> int:
+    """Number of patches N = (image_size / patch_size)^2 of a square image, for models whose
+    parameters depend on it (learned position embeddings, Mixer's token MLP). The image must be
+    cut into whole patches: a ValueError otherwise."""
+    if image_size % patch_size:
+        raise ValueError(f"image_size={image_size} must be a multiple of patch_size={patch_size}")
+    return (image_size // patch_size) ** 2
+
+
+def prepend_tokens(x: torch.Tensor, *tokens: torch.Tensor) -> torch.Tensor:
+    """Put learned tokens ([CLS], distillation, registers; each (1, n_i, D)) in front of every
+    sequence of the batch x (B, N, D), in the order given: -> (B, sum n_i + N, D)."""
+    batch = x.shape[0]
+    return torch.cat([*(t.expand(batch, -1, -1) for t in tokens), x], dim=1)
+
+
 class PatchEmbed(nn.Module):
     """(B, C, H, W) -> (B, N, d_model) with N = (H/p)(W/p) patches, in row-major order.
 

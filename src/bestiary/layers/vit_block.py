@@ -29,6 +29,16 @@ class LayerScale(nn.Module):
         return x * self.gamma
 
 
+def make_ffn(ffn: str, d_model: int, d_ff: int, activation: str = "gelu", dropout: float = 0.0) -> nn.Module:
+    """The feed-forward of a vision-transformer block: "mlp" (Linear -> activation -> Linear) or
+    "swiglu" (the gated FFN of DINOv2-giant / DINOv3 "+"; d_ff is the hidden size of each branch)."""
+    if ffn == "mlp":
+        return FeedForward(d_model, d_ff, activation=activation, dropout=dropout)
+    if ffn == "swiglu":
+        return SwiGLU(d_model, d_ff, bias=True, dropout=dropout)
+    raise ValueError(f"ffn must be 'mlp' or 'swiglu', got {ffn!r}")
+
+
 class ViTBlock(nn.Module):
     """Pre-norm self-attention + MLP block. (B, N, D) -> (B, N, D)."""
 
@@ -53,14 +63,8 @@ class ViTBlock(nn.Module):
             self.attn.out_proj = nn.Linear(d_model, d_model)
         self.ls1 = LayerScale(d_model, layer_scale) if layer_scale is not None else nn.Identity()
         self.norm2 = nn.LayerNorm(d_model, eps=eps)
-        if mlp is not None:  # any (B, N, D) -> (B, N, D) module, e.g. a KAN (vision_kan)
-            self.mlp = mlp
-        elif ffn == "mlp":
-            self.mlp = FeedForward(d_model, d_ff, activation=activation, dropout=dropout)
-        elif ffn == "swiglu":  # gated FFN (DINOv2-giant); d_ff is the hidden size of each branch
-            self.mlp = SwiGLU(d_model, d_ff, bias=True, dropout=dropout)
-        else:
-            raise ValueError(f"ffn must be 'mlp' or 'swiglu', got {ffn!r}")
+        # `mlp`: any (B, N, D) -> (B, N, D) module, e.g. a KAN (vision_kan, kat)
+        self.mlp = mlp if mlp is not None else make_ffn(ffn, d_model, d_ff, activation, dropout)
         self.ls2 = LayerScale(d_model, layer_scale) if layer_scale is not None else nn.Identity()
         self.drop_path = DropPath(drop_path)
         self.dropout = nn.Dropout(dropout)

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bestiary.layers import MultiHeadAttention, check_shape
 from bestiary.layers.kan import GRKANLinear
+from bestiary.layers.patch_embed import PatchEmbed, check_image, patch_count, prepend_tokens
+from bestiary.layers.vit_block import ViTBlock
 from bestiary.registry import register
 
 
@@ -58,19 +59,6 @@ class GRKANMLP(nn.Module):
         return self.dropout(self.fc2(self.dropout(self.fc1(x))))
 
 
-class KATBlock(nn.Module):
-    def __init__(self, config: Config):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(config.d_model)
-        self.attn = MultiHeadAttention(config.d_model, config.n_heads, dropout=config.dropout)
-        self.norm2 = nn.LayerNorm(config.d_model)
-        self.mlp = GRKANMLP(config.d_model, config.d_ff, config.n_groups, config.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))  # (B, N+1, d_model); bidirectional: every patch sees all
-        return x + self.mlp(self.norm2(x))
-
-
 @register(
     "kat",
     family="feedforward",
@@ -96,37 +84,41 @@ class KATBlock(nn.Module):
 class KAT(nn.Module):
     def __init__(self, config: Config):
         super().__init__()
-        if config.image_size % config.patch_size:
-            raise ValueError(
-                f"image_size={config.image_size} must be divisible by patch_size={config.patch_size}"
-            )
+        n_patches = patch_count(config.image_size, config.patch_size)
         for width in (config.d_model, config.d_ff):
             if width % config.n_groups:
                 raise ValueError(
                     f"d_model and d_ff must be divisible by n_groups={config.n_groups}, got {width}"
                 )
         self.config = config
-        n_patches = (config.image_size // config.patch_size) ** 2
         # a conv with stride = kernel = patch_size is "cut into patches, flatten, Linear" in one op
-        self.patch_embed = nn.Conv2d(
-            config.in_channels, config.d_model, kernel_size=config.patch_size, stride=config.patch_size
-        )
+        self.patch_embed = PatchEmbed(config.in_channels, config.d_model, config.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.d_model))
         self.pos_embed = nn.Parameter(0.02 * torch.randn(1, n_patches + 1, config.d_model))
         self.dropout = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(KATBlock(config) for _ in range(config.n_layers))
+        # a pre-norm ViT block (bidirectional attention: every patch sees all) with a GR-KAN MLP
+        self.blocks = nn.Sequential(
+            *[
+                ViTBlock(
+                    config.d_model,
+                    config.n_heads,
+                    config.d_ff,
+                    dropout=config.dropout,
+                    eps=1e-5,
+                    mlp=GRKANMLP(config.d_model, config.d_ff, config.n_groups, config.dropout),
+                )
+                for _ in range(config.n_layers)
+            ]
+        )
         self.norm = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, config.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.config
-        check_shape(x, "B C H W", name="x", C=c.in_channels, H=c.image_size, W=c.image_size)
-        x = self.patch_embed(x)  # (B, d_model, H/p, W/p)
-        x = x.flatten(2).transpose(1, 2)  # (B, N, d_model), N = (H/p)(W/p) patches in raster order
-        cls = self.cls_token.expand(x.shape[0], -1, -1)  # (B, 1, d_model)
-        x = self.dropout(torch.cat([cls, x], dim=1) + self.pos_embed)  # (B, N+1, d_model)
-        for block in self.blocks:
-            x = block(x)
+        check_image(x, c.in_channels, multiple_of=c.patch_size, image_size=c.image_size)
+        x = self.patch_embed(x)  # (B, N, d_model), N = (H/p)(W/p) patches in raster order
+        x = self.dropout(prepend_tokens(x, self.cls_token) + self.pos_embed)  # (B, N+1, d_model)
+        x = self.blocks(x)  # (B, N+1, d_model)
         return self.head(self.norm(x[:, 0]))  # (B, num_classes), read from the [CLS] token
 
     @staticmethod

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bestiary.layers.drop_path import drop_path_rates
-from bestiary.layers.patch_embed import PatchEmbed, check_image
+from bestiary.layers.patch_embed import PatchEmbed, check_image, patch_count, prepend_tokens
 from bestiary.layers.vit_block import ViTBlock
 from bestiary.registry import Preset, register
 
@@ -82,14 +82,10 @@ def _preset(d_model: int, n_heads: int, distilled: bool, params: int, name: str)
 class DeiT(nn.Module):
     def __init__(self, config: Config):
         super().__init__()
-        if config.image_size % config.patch_size:
-            raise ValueError(
-                f"image_size={config.image_size} must be a multiple of patch_size={config.patch_size}"
-            )
+        n_patches = patch_count(config.image_size, config.patch_size)
         self.config = config
         d = config.d_model
         n_special = 2 if config.distilled else 1  # [CLS] (+ [DIST])
-        n_patches = (config.image_size // config.patch_size) ** 2
         self.patch_embed = PatchEmbed(config.in_channels, d, config.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
         self.dist_token = nn.Parameter(torch.zeros(1, 1, d)) if config.distilled else None
@@ -110,10 +106,8 @@ class DeiT(nn.Module):
         c = self.config
         check_image(x, c.in_channels, multiple_of=c.patch_size, image_size=c.image_size)
         x = self.patch_embed(x)  # (B, N, D)
-        special = [self.cls_token.expand(x.shape[0], -1, -1)]
-        if self.dist_token is not None:
-            special.append(self.dist_token.expand(x.shape[0], -1, -1))
-        x = torch.cat([*special, x], dim=1) + self.pos_embed  # (B, n_special + N, D)
+        special = [self.cls_token] if self.dist_token is None else [self.cls_token, self.dist_token]
+        x = prepend_tokens(x, *special) + self.pos_embed  # (B, n_special + N, D)
         x = self.norm(self.blocks(self.dropout(x)))
         cls_logits = self.head(x[:, 0])
         dist_logits = self.head_dist(x[:, 1]) if self.head_dist is not None else None

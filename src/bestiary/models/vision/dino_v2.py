@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bestiary.layers.drop_path import drop_path_rates
-from bestiary.layers.patch_embed import PatchEmbed, check_image
+from bestiary.layers.patch_embed import PatchEmbed, check_image, patch_count, prepend_tokens
 from bestiary.layers.vit_block import ViTBlock
 from bestiary.registry import Preset, register
 
@@ -59,6 +59,18 @@ class DinoOutput:
     register_tokens: torch.Tensor | None  # (B, R, D), or None without registers
     prototype_logits: torch.Tensor | None  # (B, K) DINO head on [CLS], or None without a head
 
+    @classmethod
+    def from_tokens(cls, tokens: torch.Tensor, n_registers: int, head: nn.Module | None) -> DinoOutput:
+        """Split the final tokens (B, 1 + R + N, D) — [CLS], R registers, N patches — and run the
+        DINO head (if any) on [CLS]."""
+        cls_token = tokens[:, 0]  # (B, D)
+        return cls(
+            cls_token=cls_token,
+            patch_tokens=tokens[:, 1 + n_registers :],  # (B, N, D)
+            register_tokens=tokens[:, 1 : 1 + n_registers] if n_registers else None,  # (B, R, D)
+            prototype_logits=head(cls_token) if head is not None else None,
+        )
+
 
 class DinoHead(nn.Module):
     """MLP -> L2 normalise -> cosine similarity to K unit-norm prototypes. (B, D) -> (B, K)."""
@@ -78,6 +90,21 @@ class DinoHead(nn.Module):
         x = F.normalize(self.mlp(x), dim=-1)  # (B, bottleneck), unit length
         # unit-norm prototypes (the paper's weight-normalised layer with its gain frozen at 1)
         return F.linear(x, F.normalize(self.prototypes.weight, dim=-1))
+
+
+# tiny configuration shared with DINOv3 (same options, same sizes)
+TINY = dict(
+    image_size=16,
+    patch_size=4,
+    d_model=16,
+    n_layers=2,
+    n_heads=2,
+    d_ff=32,
+    n_registers=2,
+    head_prototypes=32,
+    head_hidden=32,
+    head_bottleneck=8,
+)
 
 
 def _preset(
@@ -109,18 +136,7 @@ def _preset(
     year=2023,
     arxiv="2304.07193",
     input_kind="image",
-    tiny=dict(
-        image_size=16,
-        patch_size=4,
-        d_model=16,
-        n_layers=2,
-        n_heads=2,
-        d_ff=32,
-        n_registers=2,
-        head_prototypes=32,
-        head_hidden=32,
-        head_bottleneck=8,
-    ),
+    tiny=TINY,
     presets={
         "dinov2_vits14": _preset(384, 12, 6, 1536, "mlp", 0, 22_056_576, "dinov2_vits14"),
         "dinov2_vitb14": _preset(768, 12, 12, 3072, "mlp", 0, 86_580_480, "dinov2_vitb14"),
@@ -135,10 +151,8 @@ class DinoV2(nn.Module):
     def __init__(self, config: Config):
         super().__init__()
         c = config
-        if c.image_size % c.patch_size:
-            raise ValueError(f"image_size={c.image_size} must be a multiple of patch_size={c.patch_size}")
+        n_patches = patch_count(c.image_size, c.patch_size)
         self.config = config
-        n_patches = (c.image_size // c.patch_size) ** 2
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.d_model))
         self.mask_token = nn.Parameter(torch.zeros(1, c.d_model))  # replaces masked patches (iBOT loss)
         self.pos_embed = nn.Parameter(torch.randn(1, 1 + n_patches, c.d_model) * 0.02)  # [CLS] + patches
@@ -166,20 +180,14 @@ class DinoV2(nn.Module):
         tokens = self.patch_embed(x)  # (B, N, D)
         if mask is not None:
             tokens = torch.where(mask.unsqueeze(-1), self.mask_token.to(tokens.dtype), tokens)
-        B = tokens.shape[0]
-        tokens = torch.cat([self.cls_token.expand(B, -1, -1), tokens], dim=1) + self.pos_embed  # (B, 1+N, D)
+        tokens = prepend_tokens(tokens, self.cls_token) + self.pos_embed  # (B, 1 + N, D)
         n_reg = 0
         if self.register_tokens is not None:  # after the position embeddings: registers have no position
             n_reg = self.register_tokens.shape[1]
-            tokens = torch.cat([tokens[:, :1], self.register_tokens.expand(B, -1, -1), tokens[:, 1:]], dim=1)
+            registers = self.register_tokens.expand(tokens.shape[0], -1, -1)  # (B, R, D)
+            tokens = torch.cat([tokens[:, :1], registers, tokens[:, 1:]], dim=1)  # (B, 1 + R + N, D)
         tokens = self.norm(self.blocks(tokens))  # (B, 1 + R + N, D)
-        cls = tokens[:, 0]
-        return DinoOutput(
-            cls_token=cls,
-            patch_tokens=tokens[:, 1 + n_reg :],
-            register_tokens=tokens[:, 1 : 1 + n_reg] if n_reg else None,
-            prototype_logits=self.head(cls) if self.head is not None else None,
-        )
+        return DinoOutput.from_tokens(tokens, n_reg, self.head)
 
     @staticmethod
     def example_input(config: Config, batch: int = 2) -> torch.Tensor:

@@ -32,11 +32,10 @@ from torch import nn
 
 from bestiary.layers.attention import scaled_dot_product_attention
 from bestiary.layers.drop_path import DropPath, drop_path_rates
-from bestiary.layers.mlp import FeedForward, SwiGLU
-from bestiary.layers.patch_embed import PatchEmbed, check_image
+from bestiary.layers.patch_embed import PatchEmbed, check_image, prepend_tokens
 from bestiary.layers.positions import rotate_half
-from bestiary.layers.vit_block import LayerScale
-from bestiary.models.vision.dino_v2 import DinoHead, DinoOutput
+from bestiary.layers.vit_block import LayerScale, make_ffn
+from bestiary.models.vision.dino_v2 import TINY, DinoHead, DinoOutput
 from bestiary.registry import Preset, register
 
 
@@ -121,12 +120,7 @@ class DinoV3Block(nn.Module):
         self.attn = RopeAttention(c.d_model, c.n_heads)
         self.ls1 = LayerScale(c.d_model, c.layer_scale)
         self.norm2 = nn.LayerNorm(c.d_model, eps=c.eps)
-        if c.ffn == "mlp":
-            self.mlp = FeedForward(c.d_model, c.d_ff, activation="gelu")
-        elif c.ffn == "swiglu":
-            self.mlp = SwiGLU(c.d_model, c.d_ff, bias=True)
-        else:
-            raise ValueError(f"ffn must be 'mlp' or 'swiglu', got {c.ffn!r}")
+        self.mlp = make_ffn(c.ffn, c.d_model, c.d_ff)
         self.ls2 = LayerScale(c.d_model, c.layer_scale)
         self.drop_path = DropPath(drop_path)
 
@@ -162,18 +156,7 @@ def _preset(d: int, layers: int, heads: int, d_ff: int, ffn: str, params: int, n
     year=2025,
     arxiv="2508.10104",
     input_kind="image",
-    tiny=dict(
-        image_size=16,
-        patch_size=4,
-        d_model=16,
-        n_layers=2,
-        n_heads=2,
-        d_ff=32,
-        n_registers=2,
-        head_prototypes=32,
-        head_hidden=32,
-        head_bottleneck=8,
-    ),
+    tiny=TINY,  # the same tiny sizes as DINOv2
     presets={
         "dinov3_vits16": _preset(384, 12, 6, 1536, "mlp", 21_596_544, "vits16"),
         "dinov3_vits16plus": _preset(384, 12, 6, 1536, "swiglu", 28_692_864, "vits16plus"),
@@ -216,23 +199,12 @@ class DinoV3(nn.Module):
         tokens = self.patch_embed(x)  # (B, N, D)
         if mask is not None:
             tokens = torch.where(mask.unsqueeze(-1), self.mask_token.to(tokens.dtype), tokens)
-        B = tokens.shape[0]
-        prefix = [self.cls_token.expand(B, -1, -1)]
-        if self.register_tokens is not None:
-            prefix.append(self.register_tokens.expand(B, -1, -1))
-        tokens = torch.cat([*prefix, tokens], dim=1)  # (B, 1 + R + N, D)
+        prefix = [self.cls_token] if self.register_tokens is None else [self.cls_token, self.register_tokens]
+        tokens = prepend_tokens(tokens, *prefix)  # (B, 1 + R + N, D)
         cos, sin = self.rope(rows, cols, x.device)
         for block in self.blocks:
             tokens = block(tokens, cos.to(tokens.dtype), sin.to(tokens.dtype))
-        tokens = self.norm(tokens)
-        n_reg = c.n_registers
-        cls = tokens[:, 0]
-        return DinoOutput(
-            cls_token=cls,
-            patch_tokens=tokens[:, 1 + n_reg :],
-            register_tokens=tokens[:, 1 : 1 + n_reg] if n_reg else None,
-            prototype_logits=self.head(cls) if self.head is not None else None,
-        )
+        return DinoOutput.from_tokens(self.norm(tokens), c.n_registers, self.head)  # (B, 1 + R + N, D) split
 
     @staticmethod
     def example_input(config: Config, batch: int = 2) -> torch.Tensor:

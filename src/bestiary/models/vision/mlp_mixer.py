@@ -20,7 +20,7 @@ from torch import nn
 
 from bestiary.layers.drop_path import DropPath, drop_path_rates
 from bestiary.layers.mlp import FeedForward
-from bestiary.layers.patch_embed import PatchEmbed, check_image
+from bestiary.layers.patch_embed import PatchEmbed, check_image, patch_count
 from bestiary.registry import Preset, register
 
 
@@ -89,13 +89,9 @@ def _preset(d_model: int, n_layers: int, token_dim: int, d_ff: int, params: int,
 class MLPMixer(nn.Module):
     def __init__(self, config: Config):
         super().__init__()
-        if config.image_size % config.patch_size:
-            raise ValueError(
-                f"image_size={config.image_size} must be a multiple of patch_size={config.patch_size}"
-            )
         self.config = config
         # the token-mixing MLP has one weight per patch position: the number of patches is fixed
-        n_tokens = (config.image_size // config.patch_size) ** 2
+        n_tokens = patch_count(config.image_size, config.patch_size)
         self.patch_embed = PatchEmbed(config.in_channels, config.d_model, config.patch_size)
         rates = drop_path_rates(config.drop_path, config.n_layers)
         self.blocks = nn.Sequential(*[MixerBlock(n_tokens, config, rate) for rate in rates])

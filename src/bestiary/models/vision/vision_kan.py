@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from bestiary.layers.kan import KANLinear
-from bestiary.layers.patch_embed import PatchEmbed, check_image
+from bestiary.layers.patch_embed import PatchEmbed, check_image, patch_count, prepend_tokens
 from bestiary.layers.vit_block import ViTBlock
 from bestiary.registry import register
 
@@ -78,10 +78,8 @@ class VisionKAN(nn.Module):
     def __init__(self, config: Config):
         super().__init__()
         c = config
-        if c.image_size % c.patch_size:
-            raise ValueError(f"image_size={c.image_size} must be a multiple of patch_size={c.patch_size}")
+        n_patches = patch_count(c.image_size, c.patch_size)
         self.config = config
-        n_patches = (c.image_size // c.patch_size) ** 2
         self.patch_embed = PatchEmbed(c.in_channels, c.d_model, c.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.d_model))
         self.pos_embed = nn.Parameter(torch.randn(1, n_patches + 1, c.d_model) * 0.02)
@@ -98,7 +96,7 @@ class VisionKAN(nn.Module):
         c = self.config
         check_image(x, c.in_channels, multiple_of=c.patch_size, image_size=c.image_size)
         x = self.patch_embed(x)  # (B, N, D)
-        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed  # (B, 1+N, D)
+        x = prepend_tokens(x, self.cls_token) + self.pos_embed  # (B, 1 + N, D)
         x = self.norm(self.blocks(x))
         return self.head(x[:, 0])  # (B, num_classes)
 

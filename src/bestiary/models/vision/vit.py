@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from bestiary.layers.drop_path import drop_path_rates
-from bestiary.layers.patch_embed import PatchEmbed, check_image
+from bestiary.layers.patch_embed import PatchEmbed, check_image, patch_count, prepend_tokens
 from bestiary.layers.vit_block import ViTBlock
 from bestiary.registry import Preset, register
 
@@ -81,14 +81,10 @@ def vit_preset(d_model: int, n_layers: int, n_heads: int, patch: int, params: in
 class ViT(nn.Module):
     def __init__(self, config: Config):
         super().__init__()
-        if config.image_size % config.patch_size:
-            raise ValueError(
-                f"image_size={config.image_size} must be a multiple of patch_size={config.patch_size}"
-            )
+        n_patches = patch_count(config.image_size, config.patch_size)
         if config.pool not in ("cls", "mean"):
             raise ValueError(f"pool must be 'cls' or 'mean', got {config.pool!r}")
         self.config = config
-        n_patches = (config.image_size // config.patch_size) ** 2
         self.patch_embed = PatchEmbed(config.in_channels, config.d_model, config.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.d_model))
         # one learned vector per position (patches + [CLS]): attention itself is order-blind
@@ -117,8 +113,7 @@ class ViT(nn.Module):
         c = self.config
         check_image(x, c.in_channels, multiple_of=c.patch_size, image_size=c.image_size)
         x = self.patch_embed(x)  # (B, N, D)
-        cls = self.cls_token.expand(x.shape[0], -1, -1)  # (B, 1, D)
-        x = torch.cat([cls, x], dim=1) + self.pos_embed  # (B, 1 + N, D)
+        x = prepend_tokens(x, self.cls_token) + self.pos_embed  # (B, 1 + N, D), [CLS] first
         return self.norm(self.blocks(self.dropout(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
