@@ -13,12 +13,15 @@ from bestiary.layers.checks import ShapeError
 transformers = pytest.importorskip("transformers")
 
 
-def copy_renamed(ours: torch.nn.Module, theirs: dict[str, torch.Tensor], rename) -> None:
-    """Load `theirs` into `ours` through `rename(our_name) -> their_name`; every tensor must be used."""
+def copy_renamed(
+    ours: torch.nn.Module, theirs: dict[str, torch.Tensor], rules: list[tuple[str, str]]
+) -> None:
+    """Load `theirs` into `ours`, renaming each of our names by the regex `rules` (applied in
+    order); every reference tensor must be used."""
     mine = ours.state_dict()
     new, used = {}, set()
     for name, tensor in mine.items():
-        their_name = rename(name)
+        their_name = _sub(name, rules)
         assert their_name in theirs, f"{name} -> {their_name} is not in the reference"
         assert theirs[their_name].shape == tensor.shape, f"{name} vs {their_name}"
         new[name] = theirs[their_name].clone()
@@ -32,6 +35,28 @@ def _sub(name: str, rules: list[tuple[str, str]]) -> str:
     for pattern, replacement in rules:
         name = re.sub(pattern, replacement, name)
     return name
+
+
+def assert_same_logits(ours, hf, rules, x, theirs=None) -> None:
+    """Copy the reference weights (`theirs`, default all of `hf`'s) into `ours`, then both models
+    must give the same logits on `x`."""
+    copy_renamed(ours, hf.state_dict() if theirs is None else theirs, rules)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), hf(x).logits, rtol=1e-4, atol=1e-5)
+
+
+def assert_rejects(model, cases: dict[tuple[int, ...], str]) -> None:
+    """For each `shape: pattern`, a random input of that shape raises a ShapeError matching pattern."""
+    for shape, pattern in cases.items():
+        with pytest.raises(ShapeError, match=pattern):
+            model(torch.randn(*shape))
+
+
+def rounded_millions(preset: str) -> float:
+    """A preset's parameter count in millions, rounded to 0.1 as model cards publish it (no weights allocated)."""
+    with torch.device("meta"):
+        model = bestiary.build(preset)
+    return round(bestiary.count_params(model) / 1e6, 1)
 
 
 VIT_RULES = [  # transformers 5 names
@@ -69,18 +94,13 @@ def test_vit_matches_transformers():
     ours = bestiary.build(
         "vit", image_size=16, patch_size=4, d_model=32, n_layers=2, n_heads=4, d_ff=64, num_classes=7
     ).eval()
-    copy_renamed(ours, hf.state_dict(), lambda n: _sub(n, VIT_RULES))
-    x = torch.randn(2, 3, 16, 16)
-    with torch.no_grad():
-        torch.testing.assert_close(ours(x), hf(x).logits, rtol=1e-4, atol=1e-5)
+    assert_same_logits(ours, hf, VIT_RULES, torch.randn(2, 3, 16, 16))
 
 
 def test_vit_bad_input():
     model = bestiary.build("vit", tiny=True)  # image 16, patch 4
-    with pytest.raises(ShapeError, match=r"C=3"):
-        model(torch.randn(1, 1, 16, 16))
-    with pytest.raises(ShapeError, match=r"H=16"):  # learned position embeddings fix the size
-        model(torch.randn(1, 3, 20, 20))
+    # learned position embeddings fix the size
+    assert_rejects(model, {(1, 1, 16, 16): r"C=3", (1, 3, 20, 20): r"H=16"})
     with pytest.raises(ValueError, match="multiple of patch_size"):
         bestiary.build("vit", image_size=18, patch_size=4)
 
@@ -110,18 +130,12 @@ def test_convnext_matches_transformers():
     )
     hf = ConvNextForImageClassification(hf_config).eval()
     ours = bestiary.build("convnext", layers=(1, 2, 1), widths=(8, 16, 24), num_classes=5).eval()
-    copy_renamed(ours, hf.state_dict(), lambda n: _sub(n, CONVNEXT_RULES))
-    x = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        torch.testing.assert_close(ours(x), hf(x).logits, rtol=1e-4, atol=1e-5)
+    assert_same_logits(ours, hf, CONVNEXT_RULES, torch.randn(2, 3, 32, 32))
 
 
 def test_convnext_bad_input():
     model = bestiary.build("convnext", tiny=True)  # two stages: downsampling factor 8
-    with pytest.raises(ShapeError, match=r"C=3"):
-        model(torch.randn(1, 4, 16, 16))
-    with pytest.raises(ShapeError, match=r"multiples of 8"):
-        model(torch.randn(1, 3, 12, 12))
+    assert_rejects(model, {(1, 4, 16, 16): r"C=3", (1, 3, 12, 12): r"multiples of 8"})
 
 
 SWIN_RULES = [
@@ -173,18 +187,12 @@ def test_swin_matches_transformers(window):
         num_classes=5,
     ).eval()
     theirs = {k: v for k, v in hf.state_dict().items() if "relative_position_index" not in k}
-    copy_renamed(ours, theirs, lambda n: _sub(n, SWIN_RULES))
-    x = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        torch.testing.assert_close(ours(x), hf(x).logits, rtol=1e-4, atol=1e-5)
+    assert_same_logits(ours, hf, SWIN_RULES, torch.randn(2, 3, 32, 32), theirs=theirs)
 
 
 def test_swin_bad_input():
     model = bestiary.build("swin", tiny=True)  # patch 2
-    with pytest.raises(ShapeError, match=r"C=3"):
-        model(torch.randn(1, 2, 16, 16))
-    with pytest.raises(ShapeError, match=r"multiples of 2"):
-        model(torch.randn(1, 3, 15, 16))
+    assert_rejects(model, {(1, 2, 16, 16): r"C=3", (1, 3, 15, 16): r"multiples of 2"})
 
 
 def test_mlp_mixer_matches_einsum_reference():
@@ -225,8 +233,7 @@ def test_mlp_mixer_matches_einsum_reference():
 
 def test_mlp_mixer_bad_input():
     model = bestiary.build("mlp_mixer", tiny=True)
-    with pytest.raises(ShapeError, match=r"H=16"):  # the token MLP fixes the number of patches
-        model(torch.randn(1, 3, 20, 20))
+    assert_rejects(model, {(1, 3, 20, 20): r"H=16"})  # the token MLP fixes the number of patches
 
 
 POOLFORMER_RULES = [
@@ -257,10 +264,7 @@ def test_poolformer_matches_transformers():
     )
     hf = PoolFormerForImageClassification(hf_config).eval()
     ours = bestiary.build("poolformer", layers=(1, 2), widths=(8, 16), num_classes=5).eval()
-    copy_renamed(ours, hf.state_dict(), lambda n: _sub(n, POOLFORMER_RULES))
-    x = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        torch.testing.assert_close(ours(x), hf(x).logits, rtol=1e-4, atol=1e-5)
+    assert_same_logits(ours, hf, POOLFORMER_RULES, torch.randn(2, 3, 32, 32))
 
 
 DEIT_RULES = [
@@ -286,7 +290,7 @@ def test_deit_matches_transformers_with_teacher_head():
     )
     hf = DeiTForImageClassificationWithTeacher(hf_config).eval()
     ours = bestiary.build("deit", tiny=True, num_classes=3).eval()
-    copy_renamed(ours, hf.state_dict(), lambda n: _sub(n, DEIT_RULES))
+    copy_renamed(ours, hf.state_dict(), DEIT_RULES)
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         expected = hf(x)
@@ -327,10 +331,7 @@ def test_unet_outputs_per_pixel_logits_and_skips_matter():
 
 def test_unet_bad_input():
     model = bestiary.build("unet", tiny=True)  # 2 downsamplings: multiples of 4
-    with pytest.raises(ShapeError, match="multiples of 4"):
-        model(torch.randn(1, 3, 18, 18))
-    with pytest.raises(ShapeError, match="C=3"):
-        model(torch.randn(1, 1, 16, 16))
+    assert_rejects(model, {(1, 3, 18, 18): "multiples of 4", (1, 1, 16, 16): "C=3"})
 
 
 @pytest.mark.parametrize(
@@ -339,9 +340,7 @@ def test_unet_bad_input():
 )
 def test_caformer_presets_match_published_rounded_counts(preset, millions):
     """Only rounded counts are published (timm model cards: 26.3M, 39.3M, 56.2M, 98.8M)."""
-    with torch.device("meta"):
-        model = bestiary.build(preset)
-    assert round(bestiary.count_params(model) / 1e6, 1) == millions
+    assert rounded_millions(preset) == millions
 
 
 @pytest.mark.parametrize(
@@ -367,8 +366,7 @@ def test_metaformer_mixers_mix_tokens_only_when_they_should(mixer, spreads):
 def test_metaformer_bad_input():
     for name in ("metaformer", "caformer", "poolformer"):
         model = bestiary.build(name, tiny=True)
-        with pytest.raises(ShapeError, match="C=3"):
-            model(torch.randn(1, 2, 32, 32))
+        assert_rejects(model, {(1, 2, 32, 32): "C=3"})
 
 
 FOCALNET_RULES = [
@@ -411,18 +409,12 @@ def test_focalnet_matches_transformers():
     )
     hf = FocalNetForImageClassification(hf_config).eval()
     ours = bestiary.build("focalnet", d_model=8, layers=(1, 2, 1), focal_levels=3, num_classes=5).eval()
-    copy_renamed(ours, hf.state_dict(), lambda n: _sub(n, FOCALNET_RULES))
-    x = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        torch.testing.assert_close(ours(x), hf(x).logits, rtol=1e-4, atol=1e-5)
+    assert_same_logits(ours, hf, FOCALNET_RULES, torch.randn(2, 3, 32, 32))
 
 
 def test_focalnet_bad_input():
     model = bestiary.build("focalnet", tiny=True)
-    with pytest.raises(ShapeError, match="C=3"):
-        model(torch.randn(1, 1, 16, 16))
-    with pytest.raises(ShapeError, match="multiples of 4"):
-        model(torch.randn(1, 3, 18, 16))
+    assert_rejects(model, {(1, 1, 16, 16): "C=3", (1, 3, 18, 16): "multiples of 4"})
 
 
 @pytest.mark.parametrize(
@@ -435,9 +427,7 @@ def test_focalnet_bad_input():
     ],
 )
 def test_efficient_vit_presets_match_published_rounded_counts(preset, millions):
-    with torch.device("meta"):
-        model = bestiary.build(preset)
-    assert round(bestiary.count_params(model) / 1e6, 1) == millions
+    assert rounded_millions(preset) == millions
 
 
 def test_efficient_vit_linear_attention_equals_quadratic_form():
@@ -457,8 +447,14 @@ def test_efficient_vit_linear_attention_equals_quadratic_form():
 
 def test_efficient_vit_bad_input():
     model = bestiary.build("efficient_vit", tiny=True)
-    with pytest.raises(ShapeError, match="C=3"):
-        model(torch.randn(1, 4, 32, 32))
+    assert_rejects(model, {(1, 4, 32, 32): "C=3"})
+
+
+def assert_dino_tokens_match(out, ref: torch.Tensor, n_registers: int) -> None:
+    """Our DinoOutput against a reference last_hidden_state laid out [CLS], registers, patches."""
+    torch.testing.assert_close(out.cls_token, ref[:, 0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out.register_tokens, ref[:, 1 : 1 + n_registers], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out.patch_tokens, ref[:, 1 + n_registers :], rtol=1e-4, atol=1e-5)
 
 
 DINO_RULES = [
@@ -490,15 +486,13 @@ def test_dino_v2_backbone_matches_transformers_with_registers():
     )
     hf = Dinov2WithRegistersModel(hf_config).eval()
     ours = bestiary.build("dino_v2", tiny=True, head_prototypes=0, d_ff=64).eval()
-    copy_renamed(ours, hf.state_dict(), lambda n: _sub(n, DINO_RULES))
+    copy_renamed(ours, hf.state_dict(), DINO_RULES)
     x = torch.randn(2, 3, 16, 16)
     mask = torch.rand(2, 16) < 0.3
     with torch.no_grad():
         out = ours(x, mask=mask)
         ref = hf(x, bool_masked_pos=mask).last_hidden_state  # [CLS], registers, patches
-    torch.testing.assert_close(out.cls_token, ref[:, 0], rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(out.register_tokens, ref[:, 1:3], rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(out.patch_tokens, ref[:, 3:], rtol=1e-4, atol=1e-5)
+    assert_dino_tokens_match(out, ref, n_registers=2)
     assert out.prototype_logits is None
 
 
@@ -517,10 +511,7 @@ def test_dino_head_is_cosine_similarity_and_loss_is_soft_cross_entropy():
 
 def test_dino_v2_bad_input():
     model = bestiary.build("dino_v2", tiny=True)
-    with pytest.raises(ShapeError, match="C=3"):
-        model(torch.randn(1, 1, 16, 16))
-    with pytest.raises(ShapeError, match="H=16"):
-        model(torch.randn(1, 3, 20, 20))
+    assert_rejects(model, {(1, 1, 16, 16): "C=3", (1, 3, 20, 20): "H=16"})
 
 
 DINOV3_RULES = [
@@ -553,15 +544,13 @@ def test_dino_v3_backbone_matches_transformers(ffn):
     )
     hf = DINOv3ViTModel(hf_config).eval()
     ours = bestiary.build("dino_v3", tiny=True, head_prototypes=0, ffn=ffn).eval()
-    copy_renamed(ours, hf.state_dict(), lambda n: _sub(n, DINOV3_RULES))
+    copy_renamed(ours, hf.state_dict(), DINOV3_RULES)
     x = torch.randn(2, 3, 16, 24)  # non-square: rows and columns get different coordinates
     mask = torch.rand(2, 24) < 0.3
     with torch.no_grad():
         out = ours(x, mask=mask)
         ref = hf(x, bool_masked_pos=mask).last_hidden_state  # [CLS], registers, patches
-    torch.testing.assert_close(out.cls_token, ref[:, 0], rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(out.register_tokens, ref[:, 1:3], rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(out.patch_tokens, ref[:, 3:], rtol=1e-4, atol=1e-5)
+    assert_dino_tokens_match(out, ref, n_registers=2)
 
 
 def test_dino_v3_rope_depends_only_on_relative_position():
@@ -607,10 +596,7 @@ def test_gram_anchoring_loss():
 def test_dino_v3_any_resolution_and_bad_input():
     model = bestiary.build("dino_v3", tiny=True).eval()
     assert model(torch.randn(1, 3, 32, 20)).patch_tokens.shape == (1, 8 * 5, 16)
-    with pytest.raises(ShapeError, match="multiples of 4"):
-        model(torch.randn(1, 3, 18, 16))
-    with pytest.raises(ShapeError, match="C=3"):
-        model(torch.randn(1, 1, 16, 16))
+    assert_rejects(model, {(1, 3, 18, 16): "multiples of 4", (1, 1, 16, 16): "C=3"})
 
 
 def test_vision_kan_blocks_use_kan_feed_forward():
@@ -632,10 +618,7 @@ def test_vision_kan_blocks_use_kan_feed_forward():
 
 def test_vision_kan_bad_input():
     model = bestiary.build("vision_kan", tiny=True)
-    with pytest.raises(ShapeError, match="C=3"):
-        model(torch.randn(1, 1, 16, 16))
-    with pytest.raises(ShapeError, match="H=16"):
-        model(torch.randn(1, 3, 8, 8))
+    assert_rejects(model, {(1, 1, 16, 16): "C=3", (1, 3, 8, 8): "H=16"})
 
 
 def test_nerf_positional_encoding_matches_numpy():
