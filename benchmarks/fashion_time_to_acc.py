@@ -119,6 +119,42 @@ def run_bestiary(data, args) -> list[dict]:
     return [{"step": r["step"], "time_s": r["time_s"], "test_acc": r["test_acc"]} for r in result.evals]
 
 
+def measure_pipeline(data, args) -> None:
+    """Is loading + augmentation ever the bottleneck? One epoch of batches + augmentation + normalisation
+    alone, vs the same epoch's training steps (timed on --pipeline-steps batches and extrapolated)."""
+    from bestiary.data import ArrayLoader
+    from bestiary.data.augment import normalize
+
+    (x, y), _ = data
+    loader = ArrayLoader(x, y, batch_size=args.batch_size, seed=0, drop_last=True)
+    aug = Augment(padding=2, flip_p=0.5, cutout_size=8, seed=0)
+    t0 = time.perf_counter()
+    for xb, _yb in loader:
+        normalize(aug(xb), FASHION_MNIST_MEAN, FASHION_MNIST_STD)
+    data_epoch = time.perf_counter() - t0
+    model = bestiary.build(
+        "resnet", in_channels=1, stem="cifar", d_model=args.width, layers=tuple(args.layers)
+    )
+    model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    batches = iter(loader)
+    times = []
+    for _ in range(args.pipeline_steps + 1):
+        xb, yb = next(batches)
+        t0 = time.perf_counter()
+        loss = F.cross_entropy(model(xb.contiguous(memory_format=torch.channels_last)), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    step_s = sorted(times[1:])[len(times[1:]) // 2]  # median, first step (warm-up) dropped
+    emit(pipeline=True, batches_per_epoch=len(loader), batch_size=args.batch_size,
+         data_aug_epoch_s=round(data_epoch, 3), data_aug_per_batch_ms=round(1e3 * data_epoch / len(loader), 3),
+         train_step_ms=round(1e3 * step_s, 2), train_epoch_s_est=round(step_s * len(loader), 2),
+         data_share=round(data_epoch / (data_epoch + step_s * len(loader)), 4),
+         load_avg_1min=os.getloadavg()[0])  # fmt: skip
+
+
 def time_to(evals: list[dict], acc: float) -> float | None:
     return next((e["time_s"] for e in evals if e["test_acc"] >= acc), None)
 
@@ -137,6 +173,8 @@ def main() -> None:
     p.add_argument("--layers", type=int, nargs="+", default=[1, 1, 1], help="ResNet blocks per stage")
     p.add_argument("--amp", choices=["bf16"], default=None)
     p.add_argument("--only", choices=["bestiary", "reference"], default=None)
+    p.add_argument("--pipeline", action="store_true", help="only measure data + augmentation vs training")
+    p.add_argument("--pipeline-steps", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -144,6 +182,9 @@ def main() -> None:
     emit(machine=platform.processor() or platform.machine(), torch=torch.__version__, threads=args.threads,
          load_avg_1min=os.getloadavg()[0], args=vars(args))  # fmt: skip
     data = (image_batch(*load_fashion_mnist("train")), image_batch(*load_fashion_mnist("test")))
+    if args.pipeline:
+        measure_pipeline(data, args)
+        return
     results = {}
     for name, fn in (("bestiary", run_bestiary), ("reference", run_reference)):
         if args.only not in (None, name):
