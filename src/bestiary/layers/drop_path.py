@@ -42,3 +42,11 @@ def drop_path_rates(max_rate: float, n_blocks: int) -> list[float]:
     if n_blocks <= 1:
         return [0.0] * n_blocks
     return [max_rate * i / (n_blocks - 1) for i in range(n_blocks)]
+
+
+def drop_path_rates_per_stage(max_rate: float, layers: tuple[int, ...] | list[int]) -> list[list[float]]:
+    """The same linear schedule run across *all* blocks of a multi-stage network (ConvNeXt, Swin,
+    ...), cut into one list per stage: `layers` gives the number of blocks of each stage."""
+    rates = drop_path_rates(max_rate, sum(layers))
+    starts = [sum(layers[:i]) for i in range(len(layers))]
+    return [rates[start : start + depth] for start, depth in zip(starts, layers)]

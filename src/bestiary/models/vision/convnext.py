@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from bestiary.layers.conv_blocks import LayerNorm2d
-from bestiary.layers.drop_path import DropPath, drop_path_rates
+from bestiary.layers.drop_path import DropPath, drop_path_rates_per_stage
 from bestiary.layers.patch_embed import check_image
 from bestiary.registry import Preset, register
 
@@ -97,10 +97,10 @@ class ConvNeXt(nn.Module):
             nn.Conv2d(config.in_channels, widths[0], kernel_size=4, stride=4),
             LayerNorm2d(widths[0], eps=1e-6),
         )
-        rates = iter(drop_path_rates(config.drop_path, sum(config.layers)))
+        stage_rates = drop_path_rates_per_stage(config.drop_path, config.layers)
         self.downsample = nn.ModuleList()
         self.stages = nn.ModuleList()
-        for i, (depth, width) in enumerate(zip(config.layers, widths)):
+        for i, (rates, width) in enumerate(zip(stage_rates, widths)):
             if i == 0:
                 self.downsample.append(nn.Identity())
             else:  # normalise, then halve the resolution with a 2x2/2 conv
@@ -110,7 +110,7 @@ class ConvNeXt(nn.Module):
                     )
                 )
             self.stages.append(
-                nn.Sequential(*[ConvNeXtBlock(width, next(rates), config.layer_scale) for _ in range(depth)])
+                nn.Sequential(*[ConvNeXtBlock(width, rate, config.layer_scale) for rate in rates])
             )
         self.norm = nn.LayerNorm(widths[-1], eps=1e-6)
         self.head = nn.Linear(widths[-1], config.num_classes)

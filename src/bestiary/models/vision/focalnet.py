@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.drop_path import DropPath, drop_path_rates
+from bestiary.layers.drop_path import DropPath, drop_path_rates_per_stage
 from bestiary.layers.mlp import FeedForward
 from bestiary.layers.patch_embed import check_image
 from bestiary.registry import Preset, register
@@ -160,12 +160,12 @@ class FocalNet(nn.Module):
         self.config = config
         self.stem = nn.Conv2d(c.in_channels, c.d_model, c.patch_size, stride=c.patch_size)
         self.stem_norm = nn.LayerNorm(c.d_model)
-        rates = iter(drop_path_rates(c.drop_path, sum(c.layers)))
+        stage_rates = drop_path_rates_per_stage(c.drop_path, c.layers)
         self.stages = nn.ModuleList()
         self.downsample = nn.ModuleList()
         dim = c.d_model
-        for i, depth in enumerate(c.layers):
-            self.stages.append(nn.Sequential(*[FocalNetBlock(dim, c, next(rates)) for _ in range(depth)]))
+        for i, rates in enumerate(stage_rates):
+            self.stages.append(nn.Sequential(*[FocalNetBlock(dim, c, rate) for rate in rates]))
             last = i == len(c.layers) - 1
             self.downsample.append(nn.Identity() if last else Downsample(dim, 2 * dim))
             dim = dim if last else 2 * dim

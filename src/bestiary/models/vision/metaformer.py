@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bestiary.layers.attention import MultiHeadAttention
-from bestiary.layers.drop_path import drop_path_rates
+from bestiary.layers.drop_path import drop_path_rates_per_stage
 from bestiary.layers.metaformer import MetaFormerBlock, Pooling, StarReLU
 from bestiary.layers.patch_embed import check_image
 from bestiary.registry import register
@@ -132,10 +132,10 @@ class MetaFormerNet(nn.Module):
         self.config = config
         self.stem = nn.Conv2d(c.in_channels, c.widths[0], 7, stride=4, padding=2)
         self.stem_norm = norm_no_bias(c.widths[0])
-        rates = iter(drop_path_rates(c.drop_path, sum(c.layers)))
+        stage_rates = drop_path_rates_per_stage(c.drop_path, c.layers)
         self.downsample = nn.ModuleList()
         self.stages = nn.ModuleList()
-        for i, (depth, width, mixer) in enumerate(zip(c.layers, c.widths, c.token_mixers)):
+        for i, (rates, width, mixer) in enumerate(zip(stage_rates, c.widths, c.token_mixers)):
             if i == 0:
                 self.downsample.append(nn.Identity())
             else:  # norm, then a 3x3/2 conv
@@ -156,10 +156,10 @@ class MetaFormerNet(nn.Module):
                             norm1=norm_no_bias(width),
                             norm2=norm_no_bias(width),
                             res_scale=res_scale,
-                            drop_path=next(rates),
+                            drop_path=rate,
                             channels_last=True,
                         )
-                        for _ in range(depth)
+                        for rate in rates
                     ]
                 )
             )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bestiary.layers.drop_path import drop_path_rates
+from bestiary.layers.drop_path import drop_path_rates_per_stage
 from bestiary.layers.metaformer import GroupNorm1, MetaFormerBlock, Pooling
 from bestiary.layers.patch_embed import check_image
 from bestiary.registry import Preset, register
@@ -87,10 +87,10 @@ class PoolFormer(nn.Module):
             raise ValueError(f"layers {config.layers} and widths {config.widths} need the same length")
         self.config = config
         widths = config.widths
-        rates = iter(drop_path_rates(config.drop_path, sum(config.layers)))
+        stage_rates = drop_path_rates_per_stage(config.drop_path, config.layers)
         self.downsample = nn.ModuleList()
         self.stages = nn.ModuleList()
-        for i, (depth, width) in enumerate(zip(config.layers, widths)):
+        for i, (rates, width) in enumerate(zip(stage_rates, widths)):
             if i == 0:  # overlapping 7x7/4 patch embedding
                 self.downsample.append(nn.Conv2d(config.in_channels, width, 7, stride=4, padding=2))
             else:  # overlapping 3x3/2 patch merging
@@ -105,9 +105,9 @@ class PoolFormer(nn.Module):
                             norm1=GroupNorm1(width),
                             norm2=GroupNorm1(width),
                             layer_scale=config.layer_scale if config.layer_scale > 0 else None,
-                            drop_path=next(rates),
+                            drop_path=rate,
                         )
-                        for _ in range(depth)
+                        for rate in rates
                     ]
                 )
             )

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.drop_path import DropPath, drop_path_rates
+from bestiary.layers.drop_path import DropPath, drop_path_rates_per_stage
 from bestiary.layers.mlp import FeedForward
 from bestiary.layers.patch_embed import PatchEmbed, check_image
 from bestiary.layers.window_attention import (
@@ -138,11 +138,11 @@ class Swin(nn.Module):
         super().__init__()
         self.config = config
         self.patch_embed = PatchEmbed(config.in_channels, config.d_model, config.patch_size, norm=True)
-        rates = iter(drop_path_rates(config.drop_path, sum(config.layers)))
+        stage_rates = drop_path_rates_per_stage(config.drop_path, config.layers)
         self.stages = nn.ModuleList()
         self.merges = nn.ModuleList()
         dim = config.d_model
-        for i, depth in enumerate(config.layers):
+        for i, rates in enumerate(stage_rates):
             if dim % config.head_dim:
                 raise ValueError(f"stage width {dim} must be divisible by head_dim={config.head_dim}")
             blocks = [
@@ -152,9 +152,9 @@ class Swin(nn.Module):
                     config.window_size,
                     0 if j % 2 == 0 else config.window_size // 2,  # shift every second block
                     config,
-                    next(rates),
+                    rate,
                 )
-                for j in range(depth)
+                for j, rate in enumerate(rates)
             ]
             self.stages.append(nn.Sequential(*blocks))
             last = i == len(config.layers) - 1
