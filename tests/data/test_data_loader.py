@@ -97,3 +97,14 @@ def test_device_placement_keeps_the_same_order(device):
     batches = [b[0] for b in loader]
     assert all(b.device.type == device for b in batches)
     assert torch.equal(torch.cat(batches).cpu(), on_cpu)  # permutation drawn on CPU for every device
+
+
+def test_random_access_batch_equals_iteration_order():
+    x = torch.arange(23)
+    loader = ArrayLoader(x, batch_size=5, seed=4, drop_last=True)
+    iterated = [b[0] for _ in range(3) for b in loader]  # three epochs, in order
+    assert len(iterated) == 3 * len(loader)
+    for i in reversed(range(len(iterated))):  # any access order gives the same batch i
+        assert torch.equal(loader.batch(i)[0], iterated[i])
+    with pytest.raises(IndexError):
+        loader.batch(-1)

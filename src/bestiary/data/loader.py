@@ -88,6 +88,7 @@ class ArrayLoader:
         self.drop_last = drop_last
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
+        self._cached_epoch, self._cached_order = -1, torch.empty(0, dtype=torch.long)
 
     @property
     def num_examples(self) -> int:
@@ -116,6 +117,20 @@ class ArrayLoader:
         for b in range(len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]  # (batch,)
             yield tuple(t[idx] for t in self.tensors)
+
+    def batch(self, index: int) -> tuple[torch.Tensor, ...]:
+        """Batch `index` of the endless stream epoch 0, epoch 1, ... (random access).
+
+        Batch i is the same whenever it is asked for, so a resumed run can ask for exactly the
+        batch the uninterrupted run got (the Trainer's `get_batch(i)` contract).
+        """
+        if index < 0:
+            raise IndexError(f"batch index must be >= 0, got {index}")
+        epoch, within = divmod(index, len(self))
+        if epoch != self._cached_epoch:  # consecutive indices share one epoch's permutation
+            self._cached_epoch, self._cached_order = epoch, self._order(epoch)
+        idx = self._cached_order[within * self.batch_size : (within + 1) * self.batch_size]  # (batch,)
+        return tuple(t[idx] for t in self.tensors)
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration use epoch `epoch`'s order (as DistributedSampler.set_epoch)."""

@@ -25,15 +25,18 @@ from typing import Any
 
 import torch
 
+from bestiary.data.loader import ArrayLoader
 
-class ShuffledBatches:
+
+class ShuffledBatches(ArrayLoader):
     """Random-access mini-batches over in-memory tensors, reshuffled every epoch.
 
     ``batches(i)`` returns batch ``i`` of an endless stream: epoch ``e = i // len(batches)`` uses the
     permutation drawn from a private generator seeded with ``(seed, e)``, never the global RNG, so the
     order depends only on ``i`` -- not on dropout, evaluation or how many times the run was resumed.
     The last incomplete batch of an epoch is dropped (every batch has exactly ``batch_size`` rows,
-    which gradient accumulation and data parallelism rely on).
+    which gradient accumulation and data parallelism rely on). It is `bestiary.data.ArrayLoader`
+    with ``drop_last=True``, called by index (`ArrayLoader.batch`).
 
     >>> data = ShuffledBatches(torch.randn(100, 3), torch.randint(0, 2, (100,)), batch_size=10)
     >>> x, y = data(0)      # x: (10, 3), y: (10,)
@@ -51,29 +54,10 @@ class ShuffledBatches:
             )
         if not 1 <= batch_size <= n:
             raise ValueError(f"batch_size must be in [1, {n}] (the number of examples), got {batch_size}")
-        self.tensors = tensors
-        self.batch_size = batch_size
-        self.seed = seed
-        self._epoch = -1
-        self._perm = torch.empty(0, dtype=torch.long)
-
-    def __len__(self) -> int:
-        """Batches per epoch."""
-        return self.tensors[0].shape[0] // self.batch_size
-
-    def _permutation(self, epoch: int) -> torch.Tensor:
-        if epoch != self._epoch:  # cache one epoch: consecutive indices hit the same permutation
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._perm = torch.randperm(self.tensors[0].shape[0], generator=g)
-            self._epoch = epoch
-        return self._perm
+        super().__init__(*tensors, batch_size=batch_size, shuffle=True, seed=seed, drop_last=True)
 
     def __call__(self, index: int) -> tuple[torch.Tensor, ...]:
-        if index < 0:
-            raise IndexError(f"batch index must be >= 0, got {index}")
-        epoch, within = divmod(index, len(self))
-        rows = self._permutation(epoch)[within * self.batch_size : (within + 1) * self.batch_size]
-        return tuple(t[rows] for t in self.tensors)
+        return self.batch(index)
 
 
 def shard_batch(batch: Any, rank: int, world_size: int) -> Any:
