@@ -11,8 +11,9 @@ budget* (it reaches its minimum exactly when the budget ends, instead of at an i
 run may never reach), batches from `bestiary.data.get_lm_batch`, schedule from `bestiary.train`.
 
 Both train on the same ~1.1M-character Shakespeare slice (`bestiary.data.tiny_shakespeare()`, 90/10
-split) for the same wall-clock budget, and are scored on the same validation windows (block 64,
-every position). A third run times our model at the reference's exact configuration (learned
+split) for the same budget of training time, and are scored on the same validation windows (block
+64, every position). The machine may be shared, so the two runs are *interleaved* step by step and
+each is charged only for its own steps: both see the same load. A third run times our model at the reference's exact configuration (learned
 positions, LayerNorm, GELU MLP) to compare raw training throughput.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/charlm_cpu.py [--budget 120] [--threads 1]
@@ -124,64 +125,74 @@ def nanogpt_lr(
 
 
 # ------------------------------------------------------------------------------------------------
-# Training loops
+# Training runs, advanced one step at a time so that two runs can be interleaved
 # ------------------------------------------------------------------------------------------------
-def train_reference(train: torch.Tensor, vocab: int, budget_s: float, max_iters: int | None = None) -> dict:
+class Run:
+    """One training run. `step()` does one optimizer step and adds its duration to `seconds`, so
+    two runs stepped alternately share the machine's (noisy, shared) load fairly."""
+
+    def __init__(
+        self, model: nn.Module, opt: torch.optim.Optimizer, lr_at, train: torch.Tensor, block: int, batch: int
+    ):
+        self.model, self.opt, self.lr_at = model, opt, lr_at
+        self.train, self.block, self.batch = train, block, batch
+        self.gen = torch.Generator().manual_seed(1)
+        self.iters, self.seconds = 0, 0.0
+
+    def step(self) -> None:
+        start = time.perf_counter()
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr_at(self)
+        x, y = get_lm_batch(self.train, self.block, self.batch, generator=self.gen)
+        loss = F.cross_entropy(self.model(x).flatten(0, 1), y.flatten())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.iters += 1
+        self.seconds += time.perf_counter() - start
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.iters * self.block * self.batch / max(self.seconds, 1e-9)
+
+
+def reference_run(train: torch.Tensor, vocab: int) -> Run:
+    """nanoGPT's loop and schedule (by iteration: warm-up 100, cosine to 1e-4 at 2000)."""
     torch.manual_seed(0)
     model = RefGPT(vocab)
     opt = nanogpt_optimizer(model, 1e-3, 0.1, (0.9, 0.99))
-    gen = torch.Generator().manual_seed(1)
-    it, start = 0, time.perf_counter()
-    while time.perf_counter() - start < budget_s and (max_iters is None or it < max_iters):
-        for group in opt.param_groups:
-            group["lr"] = nanogpt_lr(it)
-        x, y = get_lm_batch(train, BLOCK, BATCH, generator=gen)
-        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        it += 1
-    elapsed = time.perf_counter() - start
-    return {"model": model, "iters": it, "seconds": elapsed, "tokens_per_s": it * BLOCK * BATCH / elapsed}
+    return Run(model, opt, lambda run: nanogpt_lr(run.iters), train, BLOCK, BATCH)
 
 
-def train_ours(
-    train: torch.Tensor,
-    vocab: int,
-    budget_s: float,
-    *,
-    config: dict,
-    lr: float,
-    batch: int,
-    block: int,
-    warmup_s: float,
-    max_iters: int | None = None,
-    weight_decay: float = 0.1,
-) -> dict:
-    """Our loop: the LR follows warm-up + cosine over *elapsed time / budget*."""
+def our_run(
+    train: torch.Tensor, vocab: int, *, config: dict, lr: float, batch: int, block: int, budget_s: float,
+    warmup_s: float, weight_decay: float = 0.1,
+) -> Run:  # fmt: skip
+    """Our model; the LR follows warm-up + cosine over *elapsed training time / budget*."""
     torch.manual_seed(0)
     model = bestiary.build("decoder_only", vocab_size=vocab, max_seq_len=block, **config)
     opt = nanogpt_optimizer(model, lr, weight_decay, (0.9, 0.95))
-    gen = torch.Generator().manual_seed(1)
-    resolution = 10_000  # the schedule is a function of a step index; map time onto 10k "steps"
-    it, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < budget_s and (max_iters is None or it < max_iters):
-        progress = int(resolution * elapsed / budget_s)
-        scale = warmup_cosine(
-            progress, warmup=int(resolution * warmup_s / budget_s), total=resolution, min_ratio=0.05
-        )
-        for group in opt.param_groups:
-            group["lr"] = lr * scale
-        x, y = get_lm_batch(train, block, batch, generator=gen)
-        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        it += 1
-    elapsed = time.perf_counter() - start
-    return {"model": model, "iters": it, "seconds": elapsed, "tokens_per_s": it * block * batch / elapsed}
+    resolution = 10_000  # warmup_cosine takes a step index: map elapsed time onto 10k "steps"
+    warmup = int(resolution * min(warmup_s / budget_s, 1.0))
+
+    def lr_at(run: Run) -> float:
+        progress = min(int(resolution * run.seconds / budget_s), resolution)
+        return lr * warmup_cosine(progress, warmup=warmup, total=resolution, min_ratio=0.05)
+
+    return Run(model, opt, lr_at, train, block, batch)
+
+
+def race(runs: list[Run], budget_s: float | None = None, iters: int | None = None) -> None:
+    """Step the runs alternately until each has used `budget_s` seconds (or done `iters` steps)."""
+
+    def active(r: Run) -> bool:
+        return (budget_s is None or r.seconds < budget_s) and (iters is None or r.iters < iters)
+
+    while any(active(r) for r in runs):
+        for r in runs:
+            if active(r):
+                r.step()
 
 
 @torch.no_grad()
@@ -220,7 +231,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--block", type=int, default=64)
-    parser.add_argument("--throughput-iters", type=int, default=150)
+    parser.add_argument("--throughput-iters", type=int, default=100)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -235,44 +246,49 @@ def main() -> None:
     info = {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
     print(json.dumps({**info, "chars": len(text), "vocab": vocab, "budget_s": args.budget}), flush=True)
 
-    # raw throughput at the reference's exact configuration (same iterations, same batches)
-    ref_tp = train_reference(train, vocab, 1e9, max_iters=args.throughput_iters)
-    ours_tp = train_ours(
-        train, vocab, 1e9, config=REF_CONFIG_IN_OURS, lr=1e-3, batch=BATCH, block=BLOCK, warmup_s=1.0,
-        max_iters=args.throughput_iters,
-    )  # fmt: skip
+    # raw throughput at the reference's exact configuration (interleaved steps, same batches)
+    ref_tp = reference_run(train, vocab)
+    ours_tp = our_run(
+        train, vocab, config=REF_CONFIG_IN_OURS, lr=1e-3, batch=BATCH, block=BLOCK, budget_s=1e9, warmup_s=0.0
+    )
+    race([ref_tp, ours_tp], iters=10)  # warm-up steps, not timed below
+    ref_tp.iters = ours_tp.iters = 0
+    ref_tp.seconds = ours_tp.seconds = 0.0
+    race([ref_tp, ours_tp], iters=args.throughput_iters)
     print(
         json.dumps(
             {
                 "run": "throughput_at_reference_config",
-                "reference_tokens_per_s": round(ref_tp["tokens_per_s"]),
-                "ours_tokens_per_s": round(ours_tp["tokens_per_s"]),
-                "ratio": round(ours_tp["tokens_per_s"] / ref_tp["tokens_per_s"], 3),
+                "reference_tokens_per_s": round(ref_tp.tokens_per_s),
+                "ours_tokens_per_s": round(ours_tp.tokens_per_s),
+                "ratio": round(ours_tp.tokens_per_s / ref_tp.tokens_per_s, 3),
                 "target_ratio": 1.0,
             }
         ),
         flush=True,
     )
 
-    ref = train_reference(train, vocab, args.budget)
-    ref_val = val_loss(ref["model"], val)
+    # equal wall-clock budget, the two runs interleaved step by step
+    ref = reference_run(train, vocab)
+    ours = our_run(
+        train, vocab, config=OUR_RECIPE, lr=args.lr, batch=args.batch, block=args.block, budget_s=args.budget,
+        warmup_s=0.05 * args.budget,
+    )  # fmt: skip
+    race([ref, ours], budget_s=args.budget)
+    ref_val, ours_val = val_loss(ref.model, val), val_loss(ours.model, val)
     print(
         json.dumps(
-            {"run": "reference_nanogpt", "iters": ref["iters"], "tokens_per_s": round(ref["tokens_per_s"]),
-             "val_loss": round(ref_val, 4)}
+            {"run": "reference_nanogpt", "iters": ref.iters, "train_s": round(ref.seconds, 1),
+             "tokens_per_s": round(ref.tokens_per_s), "val_loss": round(ref_val, 4)}
         ),
         flush=True,
     )  # fmt: skip
-    ours = train_ours(
-        train, vocab, args.budget, config=OUR_RECIPE, lr=args.lr, batch=args.batch, block=args.block,
-        warmup_s=0.05 * args.budget,
-    )  # fmt: skip
-    ours_val = val_loss(ours["model"], val)
     print(
         json.dumps(
-            {"run": "bestiary_recipe", "iters": ours["iters"], "tokens_per_s": round(ours["tokens_per_s"]),
-             "val_loss": round(ours_val, 4), "recipe": {**OUR_RECIPE, "lr": args.lr, "batch": args.batch,
-             "block": args.block, "schedule": "warmup+cosine over the time budget"}}
+            {"run": "bestiary_recipe", "iters": ours.iters, "train_s": round(ours.seconds, 1),
+             "tokens_per_s": round(ours.tokens_per_s), "val_loss": round(ours_val, 4),
+             "recipe": {**OUR_RECIPE, "lr": args.lr, "batch": args.batch, "block": args.block,
+                        "schedule": "warmup+cosine over the time budget"}}
         ),
         flush=True,
     )  # fmt: skip
@@ -285,9 +301,7 @@ def main() -> None:
                 "val_loss_ours": round(ours_val, 4),
                 "val_loss_gain_nats": round(ref_val - ours_val, 4),
                 "target_gain_nats": 0.15,
-                "throughput_ratio_at_reference_config": round(
-                    ours_tp["tokens_per_s"] / ref_tp["tokens_per_s"], 3
-                ),
+                "throughput_ratio_at_reference_config": round(ours_tp.tokens_per_s / ref_tp.tokens_per_s, 3),
                 "target_throughput_ratio": 1.0,
                 **info,
             }
