@@ -107,23 +107,24 @@ TINY = dict(
 )
 
 
+def backbone_preset(
+    d: int, layers: int, heads: int, d_ff: int, ffn: str, params: int, source: str, **geometry
+) -> Preset:
+    """A released DINO backbone (no training head); `geometry`: n_registers, image_size, patch_size.
+    Shared with DINOv3."""
+    return Preset(
+        dict(d_model=d, n_layers=layers, n_heads=heads, d_ff=d_ff, ffn=ffn, head_prototypes=0, **geometry),
+        params=params,
+        source=source,
+    )
+
+
 def _preset(
     d: int, layers: int, heads: int, d_ff: int, ffn: str, regs: int, params: int, name: str
 ) -> Preset:
-    return Preset(
-        dict(
-            d_model=d,
-            n_layers=layers,
-            n_heads=heads,
-            d_ff=d_ff,
-            ffn=ffn,
-            n_registers=regs,
-            image_size=518,
-            patch_size=14,
-            head_prototypes=0,
-        ),
-        params=params,
-        source=f"facebookresearch/dinov2 {name} backbone; = transformers Dinov2(WithRegisters)Model count",
+    source = f"facebookresearch/dinov2 {name} backbone; = transformers Dinov2(WithRegisters)Model count"
+    return backbone_preset(
+        d, layers, heads, d_ff, ffn, params, source, n_registers=regs, image_size=518, patch_size=14
     )
 
 

@@ -35,7 +35,7 @@ from bestiary.layers.drop_path import DropPath, drop_path_rates
 from bestiary.layers.patch_embed import PatchEmbed, check_image, prepend_tokens
 from bestiary.layers.positions import rotate_half
 from bestiary.layers.vit_block import LayerScale, make_ffn
-from bestiary.models.vision.dino_v2 import TINY, DinoHead, DinoOutput
+from bestiary.models.vision.dino_v2 import TINY, DinoHead, DinoOutput, backbone_preset
 from bestiary.registry import Preset, register
 
 
@@ -130,20 +130,9 @@ class DinoV3Block(nn.Module):
 
 
 def _preset(d: int, layers: int, heads: int, d_ff: int, ffn: str, params: int, name: str) -> Preset:
-    return Preset(
-        dict(
-            d_model=d,
-            n_layers=layers,
-            n_heads=heads,
-            d_ff=d_ff,
-            ffn=ffn,
-            n_registers=4,
-            patch_size=16,
-            image_size=224,
-            head_prototypes=0,
-        ),
-        params=params,
-        source=f"facebookresearch/dinov3 dinov3_{name} backbone; = transformers DINOv3ViTModel count",
+    source = f"facebookresearch/dinov3 dinov3_{name} backbone; = transformers DINOv3ViTModel count"
+    return backbone_preset(
+        d, layers, heads, d_ff, ffn, params, source, n_registers=4, image_size=224, patch_size=16
     )
 
 
