@@ -109,9 +109,28 @@ class EncoderDecoder(nn.Module):
         self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         if c.tie_embeddings:
             self.lm_head.weight = self.embed.weight
-        for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(module.weight, std=c.d_model**-0.5)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """T5's initialisation: std 1/sqrt(fan-in), except the query projection, which is also
+        divided by sqrt(head_dim) — this is where the missing 1/sqrt(d) of the scores went.
+        Without it the unscaled scores start far too large and the softmax saturates."""
+        c = self.config
+        nn.init.normal_(self.embed.weight, std=1.0)
+        if not c.tie_embeddings:
+            nn.init.normal_(self.lm_head.weight, std=c.d_model**-0.5)
+        for stack in (self.encoder, self.decoder):
+            nn.init.normal_(stack.relative_bias.embedding.weight, std=c.d_model**-0.5)
+            for block in stack.blocks:
+                for attn in (block.attn, block.cross_attn):
+                    if attn is None:
+                        continue
+                    nn.init.normal_(attn.q_proj.weight, std=(c.d_model * c.head_dim) ** -0.5)
+                    nn.init.normal_(attn.k_proj.weight, std=c.d_model**-0.5)
+                    nn.init.normal_(attn.v_proj.weight, std=c.d_model**-0.5)
+                    nn.init.normal_(attn.out_proj.weight, std=(c.n_heads * c.head_dim) ** -0.5)
+                nn.init.normal_(block.mlp.up.weight, std=c.d_model**-0.5)
+                nn.init.normal_(block.mlp.down.weight, std=c.d_ff**-0.5)
 
     def encode(
         self, src: torch.Tensor, src_mask: torch.Tensor | None = None, manual: bool = False
