@@ -184,7 +184,7 @@ class DinoV3(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> DinoOutput:
         c = self.config
         check_image(x, c.in_channels, multiple_of=c.patch_size)
-        rows, cols = x.shape[-2] // c.patch_size, x.shape[-1] // c.patch_size
+        rows, cols = self.patch_embed.grid(x)  # patch grid: (H/p, W/p)
         tokens = self.patch_embed(x)  # (B, N, D)
         if mask is not None:
             tokens = torch.where(mask.unsqueeze(-1), self.mask_token.to(tokens.dtype), tokens)

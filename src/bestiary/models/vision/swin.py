@@ -166,7 +166,7 @@ class Swin(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.config
         check_image(x, c.in_channels, multiple_of=c.patch_size)
-        rows, cols = x.shape[-2] // c.patch_size, x.shape[-1] // c.patch_size
+        rows, cols = self.patch_embed.grid(x)  # patch grid: (H/p, W/p)
         x = self.patch_embed(x).view(x.shape[0], rows, cols, -1)  # (B, H/p, W/p, C)
         for stage, merge in zip(self.stages, self.merges):
             x = merge(stage(x))
