@@ -54,12 +54,18 @@ def scaled_dot_product_attention(
     allowed to see every key instead, so the output stays finite; such rows are padding and
     should be ignored by the caller.
     """
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    t_query, t_key = q.shape[-2], k.shape[-2]
+    if is_causal and t_query == 1:  # one new query at the end sees every key: nothing to mask
+        is_causal = False
+    if not manual and is_causal and mask is None and attn_bias is None and t_query == t_key:
+        # the fused kernels take is_causal directly (no mask tensor): the fast path for training
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True, scale=scale)
     if is_causal:
-        mask = combine_masks(mask, causal_mask(q.shape[-2], k.shape[-2], q.device))
+        mask = combine_masks(mask, causal_mask(t_query, t_key, q.device))
     if mask is not None:
         mask = mask.bool()
         mask = mask | ~mask.any(dim=-1, keepdim=True)  # fully masked rows -> attend all (finite output)
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     if not manual:
         attn_mask = mask
         if attn_bias is not None:  # SDPA adds a float mask to the scores
