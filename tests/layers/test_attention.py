@@ -172,3 +172,20 @@ def test_bad_configuration_errors():
         MultiHeadAttention(12, 4, n_kv_heads=3)
     with pytest.raises(ValueError, match="shape"):
         MultiHeadAttention(8, 2)(torch.randn(2, 3, 9))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_grouped_kv_heads_manual_equals_sdpa_and_explicit_repeat(causal):
+    q, k, v = torch.randn(2, 6, 5, 8), torch.randn(2, 2, 5, 8), torch.randn(2, 2, 5, 8)
+    mask = torch.rand(2, 1, 5, 5) > 0.3
+    expected = F.scaled_dot_product_attention(
+        q,
+        k.repeat_interleave(3, dim=1),  # query heads 0-2 use k/v head 0, heads 3-5 use head 1
+        v.repeat_interleave(3, dim=1),
+        attn_mask=(mask & causal_mask(5, 5)) if causal else mask,
+    )
+    for manual in (False, True):
+        got = scaled_dot_product_attention(q, k, v, mask, causal, 0.0, manual)
+        torch.testing.assert_close(got, expected, atol=ATOL, rtol=1e-5)
+    with pytest.raises(ValueError, match="multiple"):
+        scaled_dot_product_attention(q, torch.randn(2, 4, 5, 8), torch.randn(2, 4, 5, 8))

@@ -48,7 +48,7 @@ def scaled_dot_product_attention(
 ) -> torch.Tensor:
     """softmax(q kᵀ * scale + attn_bias) v over the last two dims; scale defaults to 1/sqrt(d).
 
-    q (B, H, Tq, D), k and v (B, H, Tk, D). `mask` is boolean (True = may attend), broadcastable to
+    q (B, H, Tq, D), k and v (B, H_kv, Tk, D) with H a multiple of H_kv (grouped-query). `mask` is boolean (True = may attend), broadcastable to
     (B, H, Tq, Tk). `is_causal` lets query i see keys <= i (aligned to the end when Tk > Tq, as in
     generation with a cache). A query row that may see no key at all (a padding position) is
     allowed to see every key instead, so the output stays finite; such rows are padding and
@@ -56,11 +56,20 @@ def scaled_dot_product_attention(
     """
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     t_query, t_key = q.shape[-2], k.shape[-2]
+    n_heads, n_kv_heads = q.shape[1], k.shape[1]
+    if n_heads % n_kv_heads:
+        raise ValueError(f"q has {n_heads} heads, not a multiple of the {n_kv_heads} key/value heads")
+    gqa = n_kv_heads != n_heads
+    if gqa and manual:  # each group of query heads shares one k/v head: repeat them explicitly
+        k = k.repeat_interleave(n_heads // n_kv_heads, dim=1)  # (B, H, Tk, D)
+        v = v.repeat_interleave(n_heads // n_kv_heads, dim=1)
     if is_causal and t_query == 1:  # one new query at the end sees every key: nothing to mask
         is_causal = False
     if not manual and is_causal and mask is None and attn_bias is None and t_query == t_key:
         # the fused kernels take is_causal directly (no mask tensor): the fast path for training
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True, scale=scale)
+        return F.scaled_dot_product_attention(
+            q, k, v, dropout_p=dropout_p, is_causal=True, scale=scale, enable_gqa=gqa
+        )
     if is_causal:
         mask = combine_masks(mask, causal_mask(t_query, t_key, q.device))
     if mask is not None:
@@ -72,7 +81,9 @@ def scaled_dot_product_attention(
             attn_mask = attn_bias.to(q.dtype)
             if mask is not None:
                 attn_mask = attn_mask.masked_fill(~mask, float("-inf"))
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=scale)
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=scale, enable_gqa=gqa
+        )
     scores = q @ k.transpose(-2, -1) * scale  # (B, H, Tq, Tk): how well query i matches key j
     if attn_bias is not None:
         scores = scores + attn_bias
@@ -153,10 +164,8 @@ class MultiHeadAttention(nn.Module):
         if window is not None:  # sliding window: also causal, so it replaces is_causal
             mask = combine_masks(mask, sliding_window_mask(T, k.shape[-2], window, x.device))
             is_causal = False
-        if self.n_kv_heads != self.n_heads:  # each group of query heads shares one k/v head
-            repeat = self.n_heads // self.n_kv_heads
-            k = k.repeat_interleave(repeat, dim=1)  # (B, H, Tk, Dh)
-            v = v.repeat_interleave(repeat, dim=1)  # (B, H, Tk, Dh)
+        # with n_kv_heads < n_heads, k and v stay (B, Hkv, Tk, Dh): each group of n_heads / n_kv_heads
+        # query heads shares one k/v head (SDPA's enable_gqa; the manual path repeats them)
         dropout_p = self.dropout if self.training else 0.0
         out = scaled_dot_product_attention(
             q, k, v, mask, is_causal, dropout_p, manual, scale=self.scale, attn_bias=attn_bias
