@@ -84,9 +84,10 @@ plt.show()
 # `PatchEmbed` implements this as a `Conv2d` with kernel = stride = $p$: each output position sees
 # exactly one patch, and the conv's $D$ filters are the columns of $E$.
 #
-# **What to look for:** the left panel cut by the patch grid; in the middle, the same 64 patches laid
-# out as a sequence (row by row — the order the transformer receives them, plus a position embedding
-# so it knows where each came from), zoomed on the rows where the object is; on the right, the first 3 of the 64 embedding values of each patch.
+# **What to look for:** top left, the image cut by the patch grid; bottom, the patches laid out as a
+# sequence (row by row — the order the transformer receives them, plus a position embedding so it knows
+# where each came from), shown for the rows where the object is; top right, the first 3 of the 64
+# embedding values of each patch: flat over the empty background patches, varying over the boot.
 
 # %%
 PATCH = 4
@@ -103,7 +104,8 @@ tokens = embed(image.cpu())  # (1, 64, 64): one 64-d vector per patch
 E = embed.proj.weight.reshape(64, -1)  # (D=64, 16)
 assert torch.allclose(sequence.cpu() @ E.T + embed.proj.bias, tokens[0], atol=1e-5)
 
-fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), gridspec_kw={"width_ratios": [1, 2.2, 2.2]})
+fig, axd = plt.subplot_mosaic([["image", "embed"], ["seq", "seq"]], figsize=(12, 5.2), height_ratios=[3, 1.1])
+axes = [axd["image"], axd["seq"], axd["embed"]]
 axes[0].imshow(image[0, 0].cpu(), cmap="gray_r")
 for k in range(1, 32 // PATCH):
     axes[0].axhline(k * PATCH - 0.5, color="tab:red", lw=0.8)
