@@ -112,10 +112,9 @@ def run_bestiary(data, args) -> list[dict]:
         mean=FASHION_MNIST_MEAN, std=FASHION_MNIST_STD, label_smoothing=0.1, amp=args.amp,
         channels_last=True, eval_data=(xt, yt), eval_every=args.eval_every, target_acc=args.target,
         max_seconds=args.max_seconds, seed=args.seed, progress=False,
+        on_eval=lambda row: emit(contender="bestiary", step=row["step"], epoch=round(row["epoch"], 3),
+                                 train_s=round(row["time_s"], 2), test_acc=round(row["test_acc"], 4)),
     )  # fmt: skip
-    for row in result.evals:
-        emit(contender="bestiary", step=row["step"], epoch=round(row["epoch"], 3),
-             train_s=round(row["time_s"], 2), test_acc=round(row["test_acc"], 4))  # fmt: skip
     return [{"step": r["step"], "time_s": r["time_s"], "test_acc": r["test_acc"]} for r in result.evals]
 
 

@@ -139,11 +139,14 @@ def test_fit_classifier_learns_and_stops_at_target() -> None:
     xt, yt = _toy_images(256, 1)
     torch.manual_seed(0)
     model = _toy_model()
+    seen: list[dict] = []
     assert accuracy_of(model, xt, yt) < 0.6  # untrained: near chance (0.25)
     result = fit_classifier(
         model, x, y, epochs=4, batch_size=32, lr=0.05, optimizer="sgd", augment=Augment(1, 0.0, 0),
         label_smoothing=0.1, eval_data=(xt, yt), eval_every=8, target_acc=0.95, progress=False,
+        on_eval=seen.append,
     )  # fmt: skip
+    assert seen == result.evals and all(row["step"] % 8 == 0 for row in seen)
     assert result.stopped == "target" and result.time_to_target is not None
     assert result.final_acc >= 0.95 and result.steps < 4 * (512 // 32)
     assert accuracy_of(model, xt, yt) == pytest.approx(result.final_acc)

@@ -189,6 +189,7 @@ def fit_classifier(
     log_every: int = 10,
     seed: int = 0,
     progress: bool = True,
+    on_eval: Callable[[dict[str, float]], None] | None = None,
 ) -> FitResult:
     """Train ``model`` on images ``x`` (N, C, H, W) in [0, 1] and labels ``y`` (N,) with cross-entropy.
 
@@ -198,7 +199,8 @@ def fit_classifier(
     ("onecycle", "cosine" or "constant"). ``optimizer``: "adamw" or "sgd" (Nesterov momentum).
 
     Evaluates on ``eval_data`` every ``eval_every`` steps and at the end; stops early once test accuracy
-    reaches ``target_acc``, or when the training time passes ``max_seconds``.
+    reaches ``target_acc``, or when the training time passes ``max_seconds``. ``on_eval(row)`` is called
+    with every history row that carries a test score, as soon as it is computed (e.g. to print it).
     """
     if x.dim() != 4 or not x.is_floating_point():
         raise ValueError(f"x must be float images (N, C, H, W) in [0, 1], got {x.dtype} {tuple(x.shape)}")
@@ -238,6 +240,8 @@ def fit_classifier(
         probs = predict_proba(model, xt, mean=mean, std=std, channels_last=channels_last)
         row["test_acc"] = float((probs.argmax(-1) == yt).float().mean())
         row["test_loss"] = float(F.nll_loss(probs.clamp_min(1e-12).log(), yt))
+        if on_eval is not None:
+            on_eval(row)
 
     bar = tqdm(total=total, desc="train", disable=not progress)
     step = 0
