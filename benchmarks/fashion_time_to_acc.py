@@ -7,7 +7,8 @@ Contenders, run one after the other in this process, on the same machine, with t
 - ``reference``: the textbook loop -- a 2-conv CNN (conv32-conv64-maxpool-dropout-fc128-dropout-fc10, the
   PyTorch MNIST example's network), ``torch.utils.data.DataLoader`` over a ``TensorDataset`` (per-item
   indexing + collation), Adam at 1e-3, no augmentation, no schedule.
-- ``bestiary``: ``bestiary.build("resnet", stem="cifar", ...)`` (a small CIFAR-style ResNet), whole-batch
+- ``bestiary``: ``bestiary.build("resnet", stem="cifar", layers=(0, 1, 1, 1), d_model=16)`` (a small
+  CIFAR-style ResNet: 3x3 stem at 28x28, then one residual block at 14x14, 7x7 and 4x4), whole-batch
   in-memory loading (``ArrayLoader``), on-tensor augmentation (random crop with 2-pixel padding +
   horizontal flip, ``bestiary.data.augment``), SGD + Nesterov with a one-cycle LR schedule, label
   smoothing 0.1, channels_last memory format (``--amp bf16`` optional: it is *slower* on CPUs without
@@ -169,7 +170,9 @@ def main() -> None:
     p.add_argument("--ref-batch-size", type=int, default=64, help="the PyTorch example's batch size")
     p.add_argument("--lr", type=float, default=0.2)
     p.add_argument("--width", type=int, default=16, help="ResNet d_model (first-stage channels)")
-    p.add_argument("--layers", type=int, nargs="+", default=[1, 1, 1], help="ResNet blocks per stage")
+    # Stage widths 16-32-64-128; no block at full 28x28 resolution (0 in the first stage): on a CPU the
+    # thin full-resolution convs cost the most time per FLOP; dropping them cut our step time by ~40% (noisy).
+    p.add_argument("--layers", type=int, nargs="+", default=[0, 1, 1, 1], help="ResNet blocks per stage")
     p.add_argument("--amp", choices=["bf16"], default=None)
     p.add_argument("--only", choices=["bestiary", "reference"], default=None)
     p.add_argument("--pipeline", action="store_true", help="only measure data + augmentation vs training")
