@@ -103,7 +103,7 @@ print("earlier predictions unchanged by a future token:", same_past)
 # %%
 STEPS = 300 if QUICK else 2000
 EVAL_EVERY = 100 if QUICK else 250
-BATCH = 16 if QUICK else 32
+BATCH = 16 if QUICK else 24
 LR = 3e-3 if QUICK else 1e-3
 opt = torch.optim.AdamW(model.parameters(), lr=LR, betas=(0.9, 0.99), weight_decay=0.1)
 gen = torch.Generator().manual_seed(0)
