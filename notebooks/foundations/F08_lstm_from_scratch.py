@@ -247,9 +247,8 @@ print({k: f"{v[60]:.1e}" for k, v in flows.items()}, "<- relative gradient 60 st
 # %% [markdown]
 # ## Remembering one symbol for 60 steps, through noise
 #
-# F07's task, made harder in one specific way: the first input is one of 4 symbols (a one-hot vector
-# of height 2), and the 60 inputs after it are random *noise vectors* (standard deviation 2) in the
-# **same** input channels. The network cannot just switch some input channels off; it has to decide
+# F07's task: the first input is one of 4 symbols (a one-hot vector of height 2), and the 60 inputs
+# after it are random *noise vectors* (standard deviation 2) in the **same** input channels. The network cannot just switch some input channels off; it has to decide
 # *when* to write into its memory and then protect that memory from everything that follows —
 # exactly the job of the LSTM's input and forget gates. (Bengio, Simard & Frasconi, 1994, showed why
 # this is hard for an RNN: latching information robustly against noise requires contracting dynamics,
@@ -260,8 +259,9 @@ print({k: f"{v[60]:.1e}" for k, v in flows.items()}, "<- relative gradient 60 st
 # 1), batches and number of steps (400) for both models; the LSTM starts with forget bias 5. Quick mode
 # trains one seed; full mode trains three seeds of each, to show that the outcome is not luck.
 #
-# An honest caveat we measured: in F07's cleaner version (distractors in *separate* channels), Adam
-# with clipping lets this RNN learn the 60-step recall in some seeds after a few hundred steps. It is
+# An honest caveat we measured: in a cleaner version of the task (distractor *symbols* in input
+# channels of their own, no noise), Adam with clipping lets this RNN learn the 60-step recall in some
+# seeds after a few hundred steps. It is
 # the noise that the RNN cannot learn to shut out — at least not quickly: in our runs, trained for
 # 1500 steps instead of 400, it crept up to 30–50 % test accuracy, while the LSTM is at ~100 % after
 # about 200 steps.
@@ -365,8 +365,8 @@ print("OK: the LSTM remembers across 60 steps, the RNN does not.")
 # ## Experiments to try
 # - Train the LSTM with forget bias 0 or 1. How many steps does it need now — or does it get there?
 # - Make the delay 150. Does the LSTM still learn it? Where does its plateau end?
-# - Set `NOISE_STD = 0` and use F07's distractor symbols instead: train the RNN for 1000 steps and
-#   several seeds. How often does it learn the task now?
+# - Replace the noise by distractor symbols in channels 4–7 (`np.eye(8)[...]`): train the RNN for
+#   1000 steps and several seeds. How often does it learn the task now?
 # - Remove the output gate (set $o = 1$). Does the task still get solved?
 # - Look at the trained LSTM's forget gate values during a sequence: are they close to 1?
 # - Replace the two RNN functions by `bestiary.scratch.LSTM` / `RNN` (autograd on our NumPy Tensor)
