@@ -219,6 +219,7 @@ ax.axhline(2.46, ls="--", color="gray", label="count bigram dev (F06)")
 ax.axhline(dev_loss, ls=":", color="C1", label=f"char-RNN dev {dev_loss:.3f}")
 ax.set(xlabel="step", ylabel="NLL (nats/char)", ylim=(1.8, 3.4), title="Character RNN on names")
 ax.legend()
+plt.tight_layout()
 plt.show()
 
 # %% [markdown]
@@ -266,6 +267,7 @@ ax.set(
     title="Gradient reaching h_t from a loss at step T",
 )
 ax.legend()
+plt.tight_layout()
 plt.show()
 decay = norms["trained char-RNN"][60] / norms["trained char-RNN"][0]
 print(f"trained RNN: gradient 60 steps back is {decay:.1e} of the gradient at the last step")
@@ -338,6 +340,7 @@ ax.set(
     title="RNN: recall the first symbol (600 training steps)",
 )
 ax.legend()
+plt.tight_layout()
 plt.show()
 
 # %% [markdown]

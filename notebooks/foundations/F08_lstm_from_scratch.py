@@ -241,6 +241,7 @@ ax.set(
     title="Gradient reaching h_t from a loss at step T (at init)",
 )
 ax.legend()
+plt.tight_layout()
 plt.show()
 print({k: f"{v[60]:.1e}" for k, v in flows.items()}, "<- relative gradient 60 steps back")
 
@@ -345,6 +346,7 @@ ax.set(
     title=f"Recall the first symbol through {DELAY} noisy steps (seed 0)",
 )
 ax.legend()
+plt.tight_layout()
 plt.show()
 
 # %% [markdown]
