@@ -20,16 +20,21 @@ for row in csv.reader(io.StringIO(text), delimiter="\t"):
 print("| family | registered / catalog | models | presets |")
 print("|---|---|---|---|")
 total = 0
+waiting = []
 for family in sorted(
     catalog, key=lambda f: (-len(bestiary.list_models(f)) if f in bestiary.families() else 0, f)
 ):
     names = bestiary.list_models(family) if family in bestiary.families() else []
     total += len(names)
+    if not names:
+        waiting.append(f"{family} ({len(catalog[family])})")
+        continue
     presets = [p for n in names for p in bestiary.list_presets(n)]
     print(
         f"| {family} | {len(names)} / {len(catalog[family])} | {', '.join(f'`{n}`' for n in names) or '—'} "
         f"| {', '.join(presets) or '—'} |"
     )
+print(f"\nNot started yet: {', '.join(waiting)}.")
 print(f"\n**{total} of {sum(map(len, catalog.values()))}** catalog architectures registered.\n")
 
 print("| ID | track | notebook |")
