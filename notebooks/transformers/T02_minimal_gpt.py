@@ -207,7 +207,8 @@ print(f"final val loss {final['val']:.3f} nats/char, perplexity {math.exp(final[
 #
 # The model is causal (future tokens cannot change past predictions) and it learned: validation
 # loss below 2.6 nats/char in quick mode (300 small steps; perplexity < 13.5) and below 1.9 in full
-# mode (2,000 steps of a 0.8M-parameter model, perplexity < 6.7; we measured 1.83), against 3.3 for the unigram model.
+# mode (2,000 steps of a 0.8M-parameter model, perplexity < 6.7; we measured 1.83), against 3.3
+# for the unigram model.
 
 # %%
 assert same_past
