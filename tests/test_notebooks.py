@@ -238,3 +238,14 @@ def test_build_writes_ipynb_html_with_embedded_png_and_an_index_marking_failures
     assert "<tr class='ok'><td class='id'>F98</td>" in index
     assert "F99_failing.py:" in index and "cell 2 raised ZeroDivisionError" in index  # where it failed
     assert json.loads((out / "site" / "results.json").read_text())["F99"]["ok"] is False
+
+
+def test_katex_is_copied_for_offline_math(tmp_path: Path) -> None:
+    # package.json pins katex; `make` installs it. Without it the pages would need a CDN for math.
+    assert notebooks.copy_katex(tmp_path)
+    for name in notebooks.KATEX_FILES:
+        assert (tmp_path / "katex" / name).stat().st_size > 1000
+    css = (tmp_path / "katex" / "katex.min.css").read_text()
+    fonts = {p.name for p in (tmp_path / "katex" / "fonts").glob("*.woff2")}
+    assert fonts and all(f"fonts/{font}" in css for font in fonts)  # the stylesheet finds every font
+    assert 'href="../katex/katex.min.css"' in notebooks.KATEX_HEAD

@@ -31,6 +31,7 @@ import html
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -447,6 +448,39 @@ def _site_css() -> str:
     return files("bestiary.site").joinpath("style.css").read_text(encoding="utf-8")
 
 
+# KaTeX (npm package `katex`, pinned in package.json) renders the notebooks' $...$ math offline;
+# nbconvert's own MathJax comes from a CDN, which an offline reader cannot reach.
+KATEX_FILES = ("katex.min.css", "katex.min.js", "contrib/auto-render.min.js")
+KATEX_HEAD = (
+    '<link rel="stylesheet" href="../katex/katex.min.css">'
+    '<script defer src="../katex/katex.min.js"></script>'
+    '<script defer src="../katex/contrib/auto-render.min.js" onload="renderMathInElement(document.body,'
+    "{delimiters:[{left:'$$',right:'$$',display:true},{left:'$',right:'$',display:false}],"
+    "ignoredClasses:['jp-CodeCell','jp-OutputArea'],throwOnError:false})\"></script>"
+)
+
+
+def copy_katex(site: Path) -> bool:
+    """Copy KaTeX's script, stylesheet and woff2 fonts to `site/katex/`; False if it is not installed."""
+    from bestiary.data._paths import DataSourceMissing, find_npm_package
+
+    try:
+        dist = (
+            find_npm_package("katex", "dist/katex.min.js", install="npm install katex", source="KaTeX")
+            / "dist"
+        )
+    except DataSourceMissing:
+        return False
+    target = site / "katex"
+    (target / "contrib").mkdir(parents=True, exist_ok=True)
+    (target / "fonts").mkdir(exist_ok=True)
+    for name in KATEX_FILES:
+        shutil.copyfile(dist / name, target / name)
+    for font in (dist / "fonts").glob("*.woff2"):
+        shutil.copyfile(font, target / "fonts" / font.name)
+    return True
+
+
 def render_html(result: RunResult) -> str:
     """The executed notebook as one self-contained HTML page (figures embedded as data: URIs),
     with a bar linking back to the index and to the downloadable .ipynb."""
@@ -477,7 +511,7 @@ def render_html(result: RunResult) -> str:
         ".bestiary-title{flex:1}.bestiary-meta{color:#d1d5db}.status-failed{color:#fca5a5;font-weight:700}"
         "</style>"
     )
-    body = body.replace("</head>", style + "</head>", 1)
+    body = body.replace("</head>", style + KATEX_HEAD + "</head>", 1)
     return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + bar, body, count=1)
 
 
@@ -641,6 +675,7 @@ def write_index(out_dir: Path, root: Path | None = None, new: Sequence[BuildResu
     live = {nb.id for nb in notebooks}
     results = {k: v for k, v in results.items() if k in live}  # a deleted notebook leaves the index
     (site / "style.css").write_text(_site_css(), encoding="utf-8")
+    copy_katex(site)
     index = site / "index.html"
     index.write_text(render_index(notebooks, results), encoding="utf-8")
     return index
