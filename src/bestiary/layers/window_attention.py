@@ -12,8 +12,9 @@ bias B[dy, dx] for each relative offset (dy, dx) in [-(w-1), w-1]^2, added to th
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from bestiary.layers.attention import MultiHeadAttention
 
 
 def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
@@ -61,21 +62,21 @@ def shifted_window_mask(H: int, W: int, window: int, shift: int, device=None) ->
     return different.float() * -100.0
 
 
-class WindowAttention(nn.Module):
+class WindowAttention(MultiHeadAttention):
     """Multi-head self-attention inside each window, plus the relative position bias.
 
+    The q/k/v/out projections and the attention itself are `MultiHeadAttention`'s; what Swin adds
+    is the learned bias table, turned into an additive `attn_bias` (plus the shifted-window mask).
     x (B*nW, N = w*w, C) -> (B*nW, N, C). `mask` (nW, N, N) is the shifted-window mask or None.
     """
 
     def __init__(self, dim: int, n_heads: int, window: int, qkv_bias: bool = True):
-        super().__init__()
         if dim % n_heads:
             raise ValueError(f"dim={dim} must be divisible by n_heads={n_heads}")
-        self.n_heads, self.head_dim, self.window = n_heads, dim // n_heads, window
-        self.q_proj = nn.Linear(dim, dim, bias=qkv_bias)
-        self.k_proj = nn.Linear(dim, dim, bias=qkv_bias)
-        self.v_proj = nn.Linear(dim, dim, bias=qkv_bias)
-        self.out_proj = nn.Linear(dim, dim)
+        super().__init__(dim, n_heads, bias=qkv_bias)
+        if not qkv_bias:  # qkv_bias only drops the q/k/v biases: Swin's output projection keeps one
+            self.out_proj = nn.Linear(dim, dim)
+        self.window = window
         # one learned bias per head and per relative offset; the paper initialises it near zero
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, n_heads))
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
@@ -87,15 +88,10 @@ class WindowAttention(nn.Module):
         return bias.view(window * window, window * window, -1).permute(2, 0, 1)  # (heads, N, N)
 
     def forward(self, x: torch.Tensor, window: int, mask: torch.Tensor | None = None) -> torch.Tensor:
-        Bw, N, C = x.shape
-        q, k, v = (
-            proj(x).view(Bw, N, self.n_heads, self.head_dim).transpose(1, 2)  # (B*nW, heads, N, Dh)
-            for proj in (self.q_proj, self.k_proj, self.v_proj)
-        )
+        Bw, N, _ = x.shape
         bias = self.position_bias(window).unsqueeze(0)  # (1, heads, N, N)
-        if mask is not None:
+        if mask is not None:  # windows are batch-major: window i of every image gets mask[i]
             n_windows = mask.shape[0]
             bias = bias.view(1, 1, self.n_heads, N, N) + mask.view(1, n_windows, 1, N, N)  # (1, nW, h, N, N)
             bias = bias.expand(Bw // n_windows, -1, -1, -1, -1).reshape(Bw, self.n_heads, N, N)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # (B*nW, heads, N, Dh)
-        return self.out_proj(out.transpose(1, 2).reshape(Bw, N, C))
+        return super().forward(x, attn_bias=bias)  # (B*nW, N, C)

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.attention import scaled_dot_product_attention
+from bestiary.layers.attention import MultiHeadAttention
 from bestiary.layers.drop_path import DropPath, drop_path_rates
 from bestiary.layers.patch_embed import PatchEmbed, check_image, prepend_tokens
 from bestiary.layers.positions import rotate_half
@@ -83,33 +83,29 @@ def rope_2d(coords: torch.Tensor, head_dim: int, base: float) -> tuple[torch.Ten
     return angles.cos(), angles.sin()
 
 
-class RopeAttention(nn.Module):
-    """Multi-head self-attention whose patch queries/keys (not the prefix tokens) are rotated."""
+class PatchRope:
+    """The `rope` hook of `MultiHeadAttention` for 2-D RoPE on the patch tokens only.
 
-    def __init__(self, d_model: int, n_heads: int):
-        super().__init__()
-        if d_model % n_heads:
-            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
-        self.n_heads, self.head_dim = n_heads, d_model // n_heads
-        self.q_proj = nn.Linear(d_model, d_model)
-        self.k_proj = nn.Linear(d_model, d_model, bias=False)  # a key bias only shifts scores per query
-        self.v_proj = nn.Linear(d_model, d_model)
-        self.out_proj = nn.Linear(d_model, d_model)
+    `MultiHeadAttention` calls rope(x, positions) on q and k (B, H, T, Dh). Here the angles come
+    from the 2-D patch coordinates (precomputed cos/sin, one row per patch), not from the 1-D token
+    positions: the first T - N tokens ([CLS] + registers) keep their content unrotated.
+    """
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        B, T, D = x.shape
-        q, k, v = (
-            p(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, Dh)
-            for p in (self.q_proj, self.k_proj, self.v_proj)
-        )
-        n_prefix = T - cos.shape[0]  # [CLS] + registers keep their content unrotated
+    def __init__(self, cos: torch.Tensor, sin: torch.Tensor):
+        self.cos, self.sin = cos, sin  # (N, Dh) each
 
-        def rotate(t: torch.Tensor) -> torch.Tensor:
-            prefix, patches = t[:, :, :n_prefix], t[:, :, n_prefix:]
-            return torch.cat([prefix, patches * cos + rotate_half(patches) * sin], dim=2)
+    def __call__(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        n_prefix = x.shape[2] - self.cos.shape[0]
+        prefix, patches = x[:, :, :n_prefix], x[:, :, n_prefix:]  # (B, H, T-N, Dh), (B, H, N, Dh)
+        return torch.cat([prefix, patches * self.cos + rotate_half(patches) * self.sin], dim=2)
 
-        out = scaled_dot_product_attention(rotate(q), rotate(k), v)  # (B, H, T, Dh)
-        return self.out_proj(out.transpose(1, 2).reshape(B, T, D))
+
+def rope_attention(d_model: int, n_heads: int) -> MultiHeadAttention:
+    """Self-attention with no key bias (a key bias only shifts every score of a query by the same
+    amount, so softmax ignores it); the query, value and output projections keep theirs."""
+    attn = MultiHeadAttention(d_model, n_heads)
+    attn.k_proj = nn.Linear(d_model, d_model, bias=False)
+    return attn
 
 
 class DinoV3Block(nn.Module):
@@ -117,7 +113,7 @@ class DinoV3Block(nn.Module):
         super().__init__()
         c = config
         self.norm1 = nn.LayerNorm(c.d_model, eps=c.eps)
-        self.attn = RopeAttention(c.d_model, c.n_heads)
+        self.attn = rope_attention(c.d_model, c.n_heads)
         self.ls1 = LayerScale(c.d_model, c.layer_scale)
         self.norm2 = nn.LayerNorm(c.d_model, eps=c.eps)
         self.mlp = make_ffn(c.ffn, c.d_model, c.d_ff)
@@ -125,7 +121,7 @@ class DinoV3Block(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x), cos, sin)))
+        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x), rope=PatchRope(cos, sin))))
         return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
 
 
