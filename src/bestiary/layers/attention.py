@@ -9,7 +9,7 @@ Two paths compute the same thing: `F.scaled_dot_product_attention` (fast, fused)
 manual one (`manual=True`), which is what a learner should read first. Tests check they agree.
 
 `MultiHeadAttention.forward` also takes, all optional:
-  rope        a `RotaryEmbedding` applied to q and k at absolute positions start_pos .. start_pos+T-1;
+  rope        a `RotaryEmbedding` (or any callable (x, positions) -> x) applied to q and k at absolute positions start_pos .. start_pos+T-1;
   kv_cache    a `KVCache`: new keys/values are appended for layer `layer_idx`, attention runs over
               everything cached (cached and uncached forwards give the same outputs);
   attn_bias   an additive float score bias broadcastable to (B, H, Tq, Tk) (ALiBi, T5);
@@ -21,6 +21,7 @@ manual one (`manual=True`), which is what a learner should read first. Tests che
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -137,7 +138,7 @@ class MultiHeadAttention(nn.Module):
         is_causal: bool = False,
         manual: bool = False,
         *,
-        rope: RotaryEmbedding | None = None,
+        rope: RotaryEmbedding | Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         start_pos: int = 0,
         kv_cache: KVCache | None = None,
         layer_idx: int = 0,
