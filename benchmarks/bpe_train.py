@@ -18,41 +18,10 @@ import argparse
 import json
 import platform
 import time
-from collections import Counter
-
-import regex
 
 from bestiary.data import tiny_shakespeare
-from bestiary.tokenizers import GPT2_SPLIT_PATTERN, BPETokenizer
-
-
-def reference_train(text: str, vocab_size: int) -> list[tuple[int, int, int]]:
-    """minbpe-style: recount all pairs over all chunks each merge; ties -> smallest pair."""
-    ids = [list(chunk.encode("utf-8")) for chunk in regex.findall(GPT2_SPLIT_PATTERN, text)]
-    merges = []
-    for new_id in range(256, vocab_size):
-        stats: Counter = Counter()
-        for chunk in ids:
-            stats.update(zip(chunk, chunk[1:]))
-        if not stats:
-            break
-        pair = max(stats, key=lambda p: (stats[p], -p[0], -p[1]))
-        if stats[pair] < 2:
-            break
-        merges.append((pair[0], pair[1], new_id))
-        new_ids = []
-        for chunk in ids:
-            out, i = [], 0
-            while i < len(chunk):
-                if i < len(chunk) - 1 and chunk[i] == pair[0] and chunk[i + 1] == pair[1]:
-                    out.append(new_id)
-                    i += 2
-                else:
-                    out.append(chunk[i])
-                    i += 1
-            new_ids.append(out)
-        ids = new_ids
-    return merges
+from bestiary.tokenizers import BPETokenizer
+from bestiary.tokenizers.bpe import train_bpe_naive
 
 
 def main() -> None:
@@ -73,7 +42,7 @@ def main() -> None:
     )
 
     start = time.perf_counter()
-    ref = reference_train(text, args.vocab_size)
+    ref = train_bpe_naive(text, args.vocab_size)
     ref_s = time.perf_counter() - start
     print(
         json.dumps({"trainer": "reference_recount", "seconds": round(ref_s, 3), "merges": len(ref)}),

@@ -7,7 +7,6 @@ import random
 from collections import Counter
 
 import pytest
-import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +19,7 @@ from bestiary.tokenizers import (
     gpt2_tokenizer,
     load_tokenizer,
 )
+from bestiary.tokenizers.bpe import train_bpe_naive
 
 
 @pytest.fixture(scope="module")
@@ -101,41 +101,11 @@ def test_gpt2_matches_tiktoken_and_round_trips_on_arbitrary_text(gpt2, tiktoken_
     assert gpt2.decode(ids) == text
 
 
-def naive_train(text: str, vocab_size: int, pattern: str | None) -> list[tuple[int, int, int]]:
-    """Oracle: recount every pair of every chunk after each merge (minbpe style), ties -> smallest pair."""
-    chunks = regex.findall(pattern, text) if pattern else [text]
-    ids = [list(c.encode("utf-8")) for c in chunks]
-    merges = []
-    for new_id in range(256, vocab_size):
-        stats: Counter = Counter()
-        for seq in ids:
-            stats.update(zip(seq, seq[1:]))
-        if not stats:
-            break
-        pair = max(stats, key=lambda p: (stats[p], -p[0], -p[1]))
-        if stats[pair] < 2:
-            break
-        merges.append((pair[0], pair[1], new_id))
-        new = []
-        for seq in ids:
-            out, i = [], 0
-            while i < len(seq):
-                if i < len(seq) - 1 and (seq[i], seq[i + 1]) == pair:
-                    out.append(new_id)
-                    i += 2
-                else:
-                    out.append(seq[i])
-                    i += 1
-            new.append(out)
-        ids = new
-    return merges
-
-
 @pytest.mark.parametrize("pattern", [GPT2_SPLIT_PATTERN, None])
 def test_training_equals_bruteforce_recount(pattern):
     text = mixed_corpus(3000, seed=1) + " aaaa aaa aa abab abab " * 5
     tok = BPETokenizer.train(text, vocab_size=256 + 60, pattern=pattern)
-    assert tok.merges == naive_train(text, 256 + 60, pattern)
+    assert tok.merges == train_bpe_naive(text, 256 + 60, pattern)
     assert len(tok.merges) == 60
 
 

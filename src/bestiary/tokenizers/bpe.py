@@ -36,7 +36,7 @@ from pathlib import Path
 
 import regex
 
-__all__ = ["GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN", "BPETokenizer", "merge_pair"]
+__all__ = ["GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN", "BPETokenizer", "merge_pair", "train_bpe_naive"]
 
 # GPT-2's pre-tokenizer (openai/gpt-2 encoder.py): 's 't 're 've 'm 'll 'd, words with an optional
 # leading space, numbers, other symbols, and whitespace (a trailing space stays with the next word).
@@ -64,6 +64,32 @@ def merge_pair(ids: list[int], pair: Pair, new_id: int) -> list[int]:
 
 def _pair_counts(ids: list[int]) -> Counter[Pair]:
     return Counter(zip(ids, ids[1:]))
+
+
+def train_bpe_naive(
+    text: str, vocab_size: int, pattern: str | None = GPT2_SPLIT_PATTERN
+) -> list[tuple[int, int, int]]:
+    """The classic, slow BPE training loop (minbpe style): recount every pair of every chunk after
+    each merge. Returns merges (a, b, new_id); ties go to the smallest pair, as in `BPETokenizer.train`.
+
+    Kept as the readable reference: the tests check that the fast trainer learns exactly these
+    merges, and benchmarks/bpe_train.py measures how much faster the fast one is.
+    """
+    chunks = regex.findall(pattern, text) if pattern else [text]
+    ids = [list(chunk.encode("utf-8")) for chunk in chunks]
+    merges: list[tuple[int, int, int]] = []
+    for new_id in range(256, vocab_size):
+        stats: Counter[Pair] = Counter()
+        for chunk in ids:
+            stats.update(_pair_counts(chunk))
+        if not stats:
+            break
+        pair = max(stats, key=lambda p: (stats[p], -p[0], -p[1]))
+        if stats[pair] < 2:
+            break
+        merges.append((pair[0], pair[1], new_id))
+        ids = [merge_pair(chunk, pair, new_id) for chunk in ids]
+    return merges
 
 
 class BPETokenizer:
