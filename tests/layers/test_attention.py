@@ -189,3 +189,34 @@ def test_grouped_kv_heads_manual_equals_sdpa_and_explicit_repeat(causal):
         torch.testing.assert_close(got, expected, atol=ATOL, rtol=1e-5)
     with pytest.raises(ValueError, match="multiple"):
         scaled_dot_product_attention(q, torch.randn(2, 4, 5, 8), torch.randn(2, 4, 5, 8))
+
+
+@pytest.mark.parametrize("bias", [True, False, "k_only_missing"])
+@pytest.mark.parametrize("n_kv_heads", [4, 2])
+def test_stacked_qkv_training_path_equals_three_projections(bias, n_kv_heads):
+    """With gradients on, q/k/v come from one matmul against the stacked weights; without, from three.
+    Both must give the same outputs, and the stacked path the same gradients as three F.linear calls."""
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(32, 4, n_kv_heads, bias=bool(bias)).double()
+    if bias == "k_only_missing":  # DINOv3: q and v have biases, k has none
+        attn.k_proj = torch.nn.Linear(32, attn.k_proj.out_features, bias=False).double()
+    x = torch.randn(2, 7, 32, dtype=torch.float64, requires_grad=True)
+    out = attn(x, is_causal=True)
+    with torch.no_grad():
+        out_nograd = attn(x, is_causal=True)
+    torch.testing.assert_close(out, out_nograd, atol=1e-12, rtol=0)
+    out.square().sum().backward()
+    stacked_grads = [p.grad.clone() for p in attn.parameters()] + [x.grad.clone()]
+
+    attn.zero_grad()
+    x.grad = None
+    B, T, _ = x.shape
+    q = attn.q_proj(x).view(B, T, 4, 8).transpose(1, 2)  # (B, H, T, Dh)
+    k = attn.k_proj(x).view(B, T, n_kv_heads, 8).transpose(1, 2)
+    v = attn.v_proj(x).view(B, T, n_kv_heads, 8).transpose(1, 2)
+    ref = scaled_dot_product_attention(q, k, v, is_causal=True)
+    ref = attn.out_proj(ref.transpose(1, 2).reshape(B, T, 32))
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=0)
+    ref.square().sum().backward()
+    for got, want in zip(stacked_grads, [p.grad for p in attn.parameters()] + [x.grad], strict=True):
+        torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)

@@ -3,6 +3,7 @@
 from bestiary.layers.attention import MultiHeadAttention, scaled_dot_product_attention
 from bestiary.layers.block import TransformerBlock, make_mlp
 from bestiary.layers.checks import ShapeError, check_shape
+from bestiary.layers.drop_path import make_dropout
 from bestiary.layers.kv_cache import KVCache
 from bestiary.layers.masks import causal_mask, combine_masks, padding_mask, sliding_window_mask
 from bestiary.layers.mlp import FeedForward, SwiGLU, make_activation
@@ -34,6 +35,7 @@ __all__ = [
     "check_shape",
     "combine_masks",
     "make_activation",
+    "make_dropout",
     "make_mlp",
     "make_norm",
     "padding_mask",

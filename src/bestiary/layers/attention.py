@@ -130,6 +130,27 @@ class MultiHeadAttention(nn.Module):
         self.v_proj = nn.Linear(d_model, n_kv_heads * head_dim, bias=bias)
         self.out_proj = nn.Linear(n_heads * head_dim, d_model, bias=bias)
 
+    def _project_qkv(
+        self, x: torch.Tensor, source: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q from x; k and v from source (x itself for self-attention). Each (B, T, heads * Dh)."""
+        projections = (self.q_proj, self.k_proj, self.v_proj)
+        plain = all(type(p) is nn.Linear for p in projections)  # not wrapped (LoRA) or quantised
+        if source is x and plain and torch.is_grad_enabled():
+            # Training: one matmul against the three stacked weight matrices is the same math as
+            # three, but faster (and its backward is one matmul instead of three plus a sum).
+            # Without gradients (generation, one token at a time) stacking would copy every
+            # weight per call, costing as much as the matmul itself, so we keep three there.
+            weight = torch.cat([p.weight for p in projections])
+            bias = None
+            if any(p.bias is not None for p in projections):  # (DINOv3's k_proj alone has no bias)
+                bias = torch.cat(
+                    [p.bias if p.bias is not None else x.new_zeros(p.out_features) for p in projections]
+                )
+            q_size, kv_size = self.q_proj.out_features, self.k_proj.out_features
+            return F.linear(x, weight, bias).split([q_size, kv_size, kv_size], dim=-1)
+        return self.q_proj(x), self.k_proj(source), self.v_proj(source)
+
     def forward(
         self,
         x: torch.Tensor,
@@ -150,9 +171,10 @@ class MultiHeadAttention(nn.Module):
         source = x if context is None else context
         B, T, _ = x.shape
         S = source.shape[1]
-        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, Dh)
-        k = self.k_proj(source).view(B, S, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, S, Dh)
-        v = self.v_proj(source).view(B, S, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, S, Dh)
+        q, k, v = self._project_qkv(x, source)
+        q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, Dh)
+        k = k.view(B, S, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, S, Dh)
+        v = v.view(B, S, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, S, Dh)
         if rope is not None:  # rotate by absolute position; cached keys were rotated when stored
             positions = torch.arange(start_pos, start_pos + T, device=x.device)
             q = rope(q, positions)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from bestiary.layers.attention import MultiHeadAttention
+from bestiary.layers.drop_path import make_dropout
 from bestiary.layers.kv_cache import KVCache
 from bestiary.layers.mlp import FeedForward, SwiGLU
 from bestiary.layers.norms import make_norm
@@ -44,6 +45,7 @@ class TransformerBlock(nn.Module):
         head_dim: int | None = None,
         norm: str = "rmsnorm",
         norm_eps: float = 1e-5,
+        norm_bias: bool = True,
         mlp: str = "swiglu",
         bias: bool = False,
         mlp_bias: bool | None = None,
@@ -55,19 +57,19 @@ class TransformerBlock(nn.Module):
         super().__init__()
         self.pre_norm = pre_norm
         mlp_bias = bias if mlp_bias is None else mlp_bias
-        self.attn_norm = make_norm(norm, d_model, norm_eps)
+        self.attn_norm = make_norm(norm, d_model, norm_eps, norm_bias)
         self.attn = MultiHeadAttention(
             d_model, n_heads, n_kv_heads, head_dim, bias, dropout, scale=attn_scale
         )
         self.cross_attn = None
         if cross_attention:
-            self.cross_norm = make_norm(norm, d_model, norm_eps)
+            self.cross_norm = make_norm(norm, d_model, norm_eps, norm_bias)
             self.cross_attn = MultiHeadAttention(
                 d_model, n_heads, n_kv_heads, head_dim, bias, dropout, attn_scale
             )
-        self.mlp_norm = make_norm(norm, d_model, norm_eps)
+        self.mlp_norm = make_norm(norm, d_model, norm_eps, norm_bias)
         self.mlp = make_mlp(mlp, d_model, d_ff, mlp_bias, dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = make_dropout(dropout)
 
     def _sublayer(self, x: torch.Tensor, norm: nn.Module, fn) -> torch.Tensor:
         if self.pre_norm:

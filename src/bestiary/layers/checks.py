@@ -16,9 +16,10 @@ def check_shape(x: torch.Tensor, expected: str, *, name: str = "input", **sizes:
     The error names both shapes: "expected input of shape (B, T, D=64), got (2, 5, 32)".
     """
     dims = expected.split()
+    ok = isinstance(x, torch.Tensor) and x.dim() == len(dims)
+    if ok and all(d not in sizes or x.shape[i] == sizes[d] for i, d in enumerate(dims)):
+        return  # the common case: no error message to build (this runs on every forward)
     wanted = ", ".join(f"{d}={sizes[d]}" if d in sizes else d for d in dims)
     if not isinstance(x, torch.Tensor):
         raise ShapeError(f"expected {name} to be a tensor of shape ({wanted}), got {type(x).__name__}")
-    ok = x.dim() == len(dims) and all(d not in sizes or x.shape[i] == sizes[d] for i, d in enumerate(dims))
-    if not ok:
-        raise ShapeError(f"expected {name} of shape ({wanted}), got {tuple(x.shape)}")
+    raise ShapeError(f"expected {name} of shape ({wanted}), got {tuple(x.shape)}")

@@ -50,3 +50,9 @@ def drop_path_rates_per_stage(max_rate: float, layers: tuple[int, ...] | list[in
     rates = drop_path_rates(max_rate, sum(layers))
     starts = [sum(layers[:i]) for i in range(len(layers))]
     return [rates[start : start + depth] for start, depth in zip(starts, layers)]
+
+
+def make_dropout(p: float) -> nn.Module:
+    """`nn.Dropout(p)`, or `nn.Identity()` when p == 0: a no-op dropout still costs a call on every
+    forward of every block, which adds up for small models trained on a CPU."""
+    return nn.Dropout(p) if p > 0 else nn.Identity()

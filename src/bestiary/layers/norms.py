@@ -22,10 +22,13 @@ class RMSNorm(nn.Module):
         return normed.type_as(x) * self.weight
 
 
-def make_norm(kind: str, dim: int, eps: float = 1e-5) -> nn.Module:
-    """'layernorm' | 'rmsnorm' | 'none' -> a module over the last dimension."""
+def make_norm(kind: str, dim: int, eps: float = 1e-5, bias: bool = True) -> nn.Module:
+    """'layernorm' | 'rmsnorm' | 'none' -> a module over the last dimension.
+
+    `bias=False` drops LayerNorm's additive shift (nanoGPT's `bias=False`); RMSNorm never has one.
+    """
     if kind == "layernorm":
-        return nn.LayerNorm(dim, eps=eps)
+        return nn.LayerNorm(dim, eps=eps, bias=bias)
     if kind == "rmsnorm":
         return RMSNorm(dim, eps=eps)
     if kind == "none":

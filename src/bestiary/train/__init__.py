@@ -1,11 +1,12 @@
 """Training engine: a small explicit :class:`Trainer`, schedules, checkpoints, evaluation.
 
-from bestiary.train import Trainer, ShuffledBatches, warmup_cosine, evaluate, accuracy
+from bestiary.train import Trainer, ShuffledBatches, adamw, warmup_cosine, evaluate, accuracy
 """
 
 from bestiary.train.batches import ShuffledBatches, shard_batch, to_device
 from bestiary.train.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from bestiary.train.metrics import accuracy, evaluate
+from bestiary.train.optim import adamw, decay_groups
 from bestiary.train.schedules import constant, warmup_cosine
 from bestiary.train.trainer import Trainer
 
@@ -14,7 +15,9 @@ __all__ = [
     "ShuffledBatches",
     "Trainer",
     "accuracy",
+    "adamw",
     "constant",
+    "decay_groups",
     "evaluate",
     "latest_checkpoint",
     "load_checkpoint",

@@ -40,6 +40,7 @@ from bestiary.layers import (
     TransformerBlock,
     alibi_bias,
     check_shape,
+    make_dropout,
     make_norm,
 )
 from bestiary.layers.masks import padding_mask as make_padding_mask
@@ -66,7 +67,7 @@ class Config:
     norm: str = "rmsnorm"  # "rmsnorm" | "layernorm"
     norm_eps: float = 1e-5
     mlp: str = "swiglu"  # "swiglu" or an activation name for a 2-layer FFN: "gelu", "gelu_tanh", "relu"
-    bias: bool = False  # biases in attention and MLP projections (GPT-2: True)
+    bias: bool = False  # biases in the projections and LayerNorms (GPT-2: True; nanoGPT's bias=False: none)
     tie_embeddings: bool = True  # output head shares the token embedding matrix
     sliding_window: int | None = None  # attend only to the last `sliding_window` positions
 
@@ -141,7 +142,7 @@ class DecoderOnly(nn.Module):
         self.rope = None
         if c.position == "rope":
             self.rope = RotaryEmbedding(head_dim, c.rope_theta, c.rope_scaling_factor, c.rope_scaling_type)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = make_dropout(c.dropout)
         self.blocks = nn.ModuleList(
             TransformerBlock(
                 c.d_model,
@@ -151,13 +152,14 @@ class DecoderOnly(nn.Module):
                 head_dim=c.head_dim,
                 norm=c.norm,
                 norm_eps=c.norm_eps,
+                norm_bias=c.bias,
                 mlp=c.mlp,
                 bias=c.bias,
                 dropout=c.dropout,
             )
             for _ in range(c.n_layers)
         )
-        self.norm = make_norm(c.norm, c.d_model, c.norm_eps)
+        self.norm = make_norm(c.norm, c.d_model, c.norm_eps, c.bias)
         self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         if c.tie_embeddings:  # one matrix both reads and writes tokens (saves vocab * d_model params)
             self.lm_head.weight = self.tok_embed.weight
