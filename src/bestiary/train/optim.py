@@ -21,9 +21,7 @@ import torch
 from torch import nn
 
 
-def decay_groups(
-    params: nn.Module | Iterable[torch.Tensor], weight_decay: float
-) -> list[dict[str, object]]:
+def decay_groups(params: nn.Module | Iterable[torch.Tensor], weight_decay: float) -> list[dict[str, object]]:
     """Split trainable parameters into a decayed group (dim >= 2) and an undecayed one (dim < 2)."""
     tensors = params.parameters() if isinstance(params, nn.Module) else params
     trainable = [p for p in tensors if p.requires_grad]
