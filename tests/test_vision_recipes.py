@@ -97,6 +97,23 @@ def test_replace_batchnorm_in_a_resnet(kind: str) -> None:
     assert out.shape == (2, 10) and torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("kind", ["layer", "instance", "group", "none"])
+def test_resnet_norm_option_equals_replacing_batchnorm(kind: str) -> None:
+    """build("resnet", norm=kind) is the BatchNorm network with every norm swapped: same modules, same output."""
+    opts = dict(in_channels=1, stem="cifar", layers=(1, 1), d_model=8)
+    torch.manual_seed(0)
+    built = bestiary.build("resnet", **opts, norm=kind, norm_groups=4)
+    torch.manual_seed(0)
+    swapped = bestiary.build("resnet", **opts)
+    replace_batchnorm(swapped, kind, groups=4)
+    assert [type(m) for m in built.modules()] == [type(m) for m in swapped.modules()]
+    swapped.load_state_dict(built.state_dict())
+    x = torch.randn(2, 1, 12, 12)
+    torch.testing.assert_close(built(x), swapped(x))
+    with pytest.raises(ValueError, match="norm must be one of"):
+        bestiary.build("resnet", **opts, norm="batchy")
+
+
 def test_pointwise_net_uses_only_1x1_convs() -> None:
     net = PointwiseNet(PointwiseConfig(widths=(4, 8), depth=1, image_size=8))
     kinds = {type(m) for m in net.modules() if not list(m.children())}
@@ -177,3 +194,20 @@ def test_fit_classifier_rejects_bad_arguments() -> None:
         fit_classifier(_toy_model(), x, y, target_acc=0.9, progress=False)
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         fit_classifier(_toy_model(), x[:, 0], y, progress=False)
+
+
+def test_budget_seconds_fits_the_schedule_to_the_time_budget() -> None:
+    """With a time budget the one-cycle LR rises then anneals over *time*, ending at the budget."""
+    x, y = _toy_images(128, 0)
+    result = fit_classifier(
+        _toy_model(), x, y, batch_size=16, lr=0.1, optimizer="sgd", budget_seconds=0.8, log_every=1,
+        progress=False,
+    )  # fmt: skip
+    lrs = [row["lr"] for row in result.history]
+    assert result.stopped == "max_seconds" and 0.8 <= result.history[-1]["time_s"] < 1.6
+    assert lrs[0] < 0.1 / 10 and max(lrs) > 0.08  # warm-up from lr/25 to near the peak ...
+    assert lrs[-1] < 0.1 * 0.05  # ... and annealed close to zero by the end of the budget
+    peak = lrs.index(max(lrs))
+    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :], strict=False))  # monotone anneal
+    with pytest.raises(ValueError, match="budget_seconds"):
+        fit_classifier(_toy_model(), x, y, budget_seconds=0, progress=False)

@@ -178,7 +178,8 @@ print(
 # `replace_batchnorm(model, kind)` walks the built ResNet and swaps every `BatchNorm2d(C)` for the chosen
 # norm: LayerNorm as `GroupNorm(1, C)`, InstanceNorm as `GroupNorm(C, C)`, GroupNorm as
 # `GroupNorm(4, C)` — the GN paper's formulation, with the same learned γ and β per channel, so the four
-# networks have **exactly the same parameter count** and differ only in the grouping.
+# networks have **exactly the same parameter count** and differ only in the grouping. (The registry
+# exposes the same swap as an option: `bestiary.build("resnet", norm="group", norm_groups=4)`.)
 
 # %%
 x_train, y_train = image_batch(*[a[:N_TRAIN] for a in load_fashion_mnist("train")], device=DEVICE)

@@ -7,7 +7,7 @@ Augmentation lives in :mod:`bestiary.data.augment`; the architectures in the reg
 (``bestiary.build("resnet", ...)``, ``"vit"``, ``"convnext"``, ``"swin"``, ``"mlp_mixer"``, ...).
 """
 
-from bestiary.vision.norms import NORM_KINDS, make_norm2d, replace_batchnorm
+from bestiary.layers.norms2d import NORM_KINDS, make_norm2d, replace_batchnorm
 from bestiary.vision.pointwise_net import PointwiseConfig, PointwiseNet
 from bestiary.vision.recipes import (
     FASHION_MNIST_MEAN,

@@ -19,6 +19,7 @@ Architecture for Computer Vision" (Szegedy et al., 2015, arXiv:1512.00567).
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from tqdm.auto import tqdm
 
 from bestiary.data.augment import normalize
 from bestiary.data.loader import ArrayLoader, to_tensor
+from bestiary.train.optim import adamw, decay_groups
 
 __all__ = [
     "FitResult",
@@ -185,6 +187,7 @@ def fit_classifier(
     eval_every: int | None = None,
     target_acc: float | None = None,
     max_seconds: float | None = None,
+    budget_seconds: float | None = None,
     clip_grad_norm: float | None = None,
     log_every: int = 10,
     seed: int = 0,
@@ -201,6 +204,11 @@ def fit_classifier(
     Evaluates on ``eval_data`` every ``eval_every`` steps and at the end; stops early once test accuracy
     reaches ``target_acc``, or when the training time passes ``max_seconds``. ``on_eval(row)`` is called
     with every history row that carries a test score, as soon as it is computed (e.g. to print it).
+
+    ``budget_seconds`` fits the schedule to a *time* budget instead of ``epochs``: the LR multiplier
+    follows elapsed training time / budget, so the anneal ends exactly when the budget does, and
+    training stops there. (A schedule sized in epochs is still at a high LR when a time limit cuts it
+    short; on a shared machine the number of epochs that fit is not known in advance.)
     """
     if x.dim() != 4 or not x.is_floating_point():
         raise ValueError(f"x must be float images (N, C, H, W) in [0, 1], got {x.dtype} {tuple(x.shape)}")
@@ -212,6 +220,8 @@ def fit_classifier(
         raise ValueError(f"schedule must be 'onecycle', 'cosine' or 'constant', got {schedule!r}")
     if amp not in (None, "bf16"):
         raise ValueError(f"amp must be None or 'bf16', got {amp!r}")
+    if budget_seconds is not None and budget_seconds <= 0:
+        raise ValueError(f"budget_seconds must be > 0, got {budget_seconds}")
     if (eval_every is not None or target_acc is not None) and eval_data is None:
         raise ValueError("eval_every / target_acc need eval_data=(x_test, y_test)")
 
@@ -221,16 +231,16 @@ def fit_classifier(
     if channels_last:
         model.to(memory_format=torch.channels_last)
     # No weight decay on norms and biases (1-D parameters): decaying a BatchNorm scale only fights the norm.
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() <= 1]
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if optimizer == "adamw":
-        opt: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=lr)
+        opt: torch.optim.Optimizer = adamw(model, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.999))
     else:
-        opt = torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
+        opt = torch.optim.SGD(decay_groups(model, weight_decay), lr=lr, momentum=momentum, nesterov=True)
 
     loader = ArrayLoader(x, y, batch_size=batch_size, seed=seed, drop_last=True)
     total = max(1, int(round(epochs * len(loader))))
+    if budget_seconds is not None:  # time decides: the schedule runs on time, the loop stops on time
+        total = sys.maxsize
+        max_seconds = budget_seconds if max_seconds is None else min(max_seconds, budget_seconds)
     result = FitResult()
     train_time = 0.0
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
@@ -243,7 +253,7 @@ def fit_classifier(
         if on_eval is not None:
             on_eval(row)
 
-    bar = tqdm(total=total, desc="train", disable=not progress)
+    bar = tqdm(total=None if budget_seconds else total, desc="train", disable=not progress)
     step = 0
     model.train()
     batches = iter(loader)
@@ -255,7 +265,10 @@ def fit_classifier(
             except StopIteration:  # a new epoch: ArrayLoader draws a new order
                 batches = iter(loader)
                 xb, yb = next(batches)
-            mult = _lr_multiplier(schedule, step, total)
+            if budget_seconds is None:
+                mult = _lr_multiplier(schedule, step, total)
+            else:  # the same schedule on a 10,000-point grid of the time budget
+                mult = _lr_multiplier(schedule, int(1e4 * min(train_time / budget_seconds, 1.0)), 10_000)
             for g in opt.param_groups:
                 g["lr"] = lr * mult
             if augment is not None:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from bestiary.layers.conv_blocks import ConvNormAct
+from bestiary.layers.norms2d import NORM_KINDS, replace_batchnorm
 from bestiary.layers.patch_embed import check_image
 from bestiary.registry import Preset, register
 
@@ -36,6 +37,8 @@ class Config:
     width_per_group: int = 64  # bottleneck width per group at d_model=64 (ResNeXt's "d")
     stem: str = "imagenet"  # "imagenet": 7x7/2 conv + 3x3/2 max-pool; "cifar": one 3x3/1 conv
     image_size: int = 32  # only used by example_input: ResNet takes any image size
+    norm: str = "batch"  # "batch" | "layer" | "instance" | "group" | "none" (see layers.norms2d)
+    norm_groups: int = 8  # groups for norm="group"
 
 
 class BasicBlock(nn.Module):
@@ -157,6 +160,10 @@ class ResNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, config.num_classes)
         self.num_features = channels
+        if config.norm not in NORM_KINDS:
+            raise ValueError(f"norm must be one of {NORM_KINDS}, got {config.norm!r}")
+        if config.norm != "batch":  # the same network with another normaliser (notebook P01)
+            replace_batchnorm(self, config.norm, config.norm_groups)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> the last feature map (B, num_features, H/s, W/s)."""
