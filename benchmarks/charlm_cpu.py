@@ -17,7 +17,7 @@ split) for the same budget of training time, and are scored on the same validati
 64, every position). The machine may be shared, so the two runs are *interleaved* step by step and
 each is charged only for its own steps: both see the same load. A first, shorter race times our
 model at the reference's exact configuration (learned positions, LayerNorm without bias, GELU MLP,
-no dropout) against the reference, to compare raw training throughput: once inside the reference's
+one fused q|k|v projection, no dropout) against the reference, to compare raw training throughput: once inside the reference's
 own loop and optimizer (the model alone), once with our optimizer (our training loop).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/charlm_cpu.py [--budget 120] [--threads 1]
@@ -232,6 +232,7 @@ REF_CONFIG_IN_OURS = dict(
     norm="layernorm",
     mlp="gelu",
     bias=False,
+    fused_qkv=True,  # nanoGPT's c_attn
 )
 
 

@@ -220,3 +220,29 @@ def test_stacked_qkv_training_path_equals_three_projections(bias, n_kv_heads):
     ref.square().sum().backward()
     for got, want in zip(stacked_grads, [p.grad for p in attn.parameters()] + [x.grad], strict=True):
         torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("n_kv_heads", [4, 2])
+@pytest.mark.parametrize("cross", [False, True])
+def test_fused_qkv_equals_three_projections_with_the_same_weights(n_kv_heads, cross):
+    """fused_qkv=True (one q|k|v Linear, GPT-2's c_attn) == three projections holding its row blocks."""
+    torch.manual_seed(0)
+    three = MultiHeadAttention(32, 4, n_kv_heads, bias=True).double()
+    fused = MultiHeadAttention(32, 4, n_kv_heads, bias=True, fused_qkv=True).double()
+    assert not hasattr(fused, "q_proj") and fused.qkv_proj.out_features == (4 + 2 * n_kv_heads) * 8
+    with torch.no_grad():
+        fused.qkv_proj.weight.copy_(
+            torch.cat([three.q_proj.weight, three.k_proj.weight, three.v_proj.weight])
+        )
+        fused.qkv_proj.bias.copy_(torch.cat([three.q_proj.bias, three.k_proj.bias, three.v_proj.bias]))
+        fused.out_proj.load_state_dict(three.out_proj.state_dict())
+    x = torch.randn(2, 5, 32, dtype=torch.float64)
+    context = torch.randn(2, 7, 32, dtype=torch.float64) if cross else None
+    for grad in (True, False):
+        with torch.set_grad_enabled(grad):
+            torch.testing.assert_close(
+                fused(x, context, is_causal=not cross),
+                three(x, context, is_causal=not cross),
+                atol=1e-12,
+                rtol=0,
+            )

@@ -34,6 +34,22 @@ def test_gpt2_matches_transformers(manual):
         torch.testing.assert_close(ours.eval()(ids, manual=manual), hf(ids).logits, atol=ATOL, rtol=1e-4)
 
 
+def test_gpt2_weights_map_one_tensor_to_one_tensor():
+    """Every GPT-2 tensor becomes exactly one of ours, of the same size, and every one of ours is filled
+    (the tied lm_head counts once); only Conv1D weights are transposed."""
+    cfg = transformers.GPT2Config(vocab_size=97, n_positions=32, n_embd=32, n_layer=2, n_head=4)
+    hf = {k: v for k, v in transformers.GPT2LMHeadModel(cfg).state_dict().items() if k != "lm_head.weight"}
+    ours = convert.gpt2_state_dict(hf)
+    assert len(ours) == len(hf)
+    for (hf_name, hf_tensor), (name, tensor) in zip(hf.items(), ours.items(), strict=True):
+        assert tensor.numel() == hf_tensor.numel(), (hf_name, name)
+        transposed = ".c_" in hf_name and hf_name.endswith("weight")
+        assert torch.equal(tensor, hf_tensor.t() if transposed else hf_tensor), (hf_name, name)
+    model = DecoderOnly(DecoderConfig(**convert.gpt2_config(cfg.to_dict())))
+    assert set(ours) == {name for name, _ in model.named_parameters()}
+    assert ours["blocks.0.attn.qkv_proj.weight"].shape == (3 * 32, 32)
+
+
 @pytest.mark.parametrize("tied", [True, False])
 def test_llama_matches_transformers(tied):
     cfg = transformers.LlamaConfig(

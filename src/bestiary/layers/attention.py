@@ -102,6 +102,9 @@ class MultiHeadAttention(nn.Module):
     n_kv_heads == n_heads is MHA, 1 is MQA, anything between is GQA.
     x (B, T, d_model) -> (B, T, d_model). Pass `context` (B, S, d_model) for cross-attention.
     `scale` overrides 1/sqrt(head_dim) (T5 uses 1.0: its init absorbs the scaling).
+    `fused_qkv=True` keeps q, k and v in one `qkv_proj` Linear, rows stacked q | k | v (GPT-2's
+    `c_attn`, GPT-NeoX, Phi); otherwise three, `q_proj` / `k_proj` / `v_proj` (Llama, BERT, T5).
+    Same math either way; the choice only decides how the checkpoint names them.
     """
 
     def __init__(
@@ -113,6 +116,7 @@ class MultiHeadAttention(nn.Module):
         bias: bool = True,
         dropout: float = 0.0,
         scale: float | None = None,
+        fused_qkv: bool = False,
     ):
         super().__init__()
         n_kv_heads = n_kv_heads or n_heads
@@ -125,15 +129,28 @@ class MultiHeadAttention(nn.Module):
         self.d_model, self.n_heads, self.n_kv_heads, self.head_dim = d_model, n_heads, n_kv_heads, head_dim
         self.dropout = dropout
         self.scale = scale
-        self.q_proj = nn.Linear(d_model, n_heads * head_dim, bias=bias)
-        self.k_proj = nn.Linear(d_model, n_kv_heads * head_dim, bias=bias)
-        self.v_proj = nn.Linear(d_model, n_kv_heads * head_dim, bias=bias)
+        self.fused_qkv = fused_qkv
+        if fused_qkv:
+            self.qkv_proj = nn.Linear(d_model, (n_heads + 2 * n_kv_heads) * head_dim, bias=bias)
+        else:
+            self.q_proj = nn.Linear(d_model, n_heads * head_dim, bias=bias)
+            self.k_proj = nn.Linear(d_model, n_kv_heads * head_dim, bias=bias)
+            self.v_proj = nn.Linear(d_model, n_kv_heads * head_dim, bias=bias)
         self.out_proj = nn.Linear(n_heads * head_dim, d_model, bias=bias)
 
     def _project_qkv(
         self, x: torch.Tensor, source: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """q from x; k and v from source (x itself for self-attention). Each (B, T, heads * Dh)."""
+        q_size, kv_size = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
+        if self.fused_qkv:
+            if source is x:
+                return self.qkv_proj(x).split([q_size, kv_size, kv_size], dim=-1)
+            # cross-attention: the q rows read x, the k and v rows read the context
+            weight, bias = self.qkv_proj.weight, self.qkv_proj.bias
+            q = F.linear(x, weight[:q_size], None if bias is None else bias[:q_size])
+            kv = F.linear(source, weight[q_size:], None if bias is None else bias[q_size:])
+            return (q, *kv.split([kv_size, kv_size], dim=-1))
         projections = (self.q_proj, self.k_proj, self.v_proj)
         plain = all(type(p) is nn.Linear for p in projections)  # not wrapped (LoRA) or quantised
         if source is x and plain and torch.is_grad_enabled():
@@ -147,7 +164,6 @@ class MultiHeadAttention(nn.Module):
                 bias = torch.cat(
                     [p.bias if p.bias is not None else x.new_zeros(p.out_features) for p in projections]
                 )
-            q_size, kv_size = self.q_proj.out_features, self.k_proj.out_features
             return F.linear(x, weight, bias).split([q_size, kv_size, kv_size], dim=-1)
         return self.q_proj(x), self.k_proj(source), self.v_proj(source)
 

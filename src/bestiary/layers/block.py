@@ -53,13 +53,14 @@ class TransformerBlock(nn.Module):
         pre_norm: bool = True,
         cross_attention: bool = False,
         attn_scale: float | None = None,
+        fused_qkv: bool = False,
     ):
         super().__init__()
         self.pre_norm = pre_norm
         mlp_bias = bias if mlp_bias is None else mlp_bias
         self.attn_norm = make_norm(norm, d_model, norm_eps, norm_bias)
         self.attn = MultiHeadAttention(
-            d_model, n_heads, n_kv_heads, head_dim, bias, dropout, scale=attn_scale
+            d_model, n_heads, n_kv_heads, head_dim, bias, dropout, scale=attn_scale, fused_qkv=fused_qkv
         )
         self.cross_attn = None
         if cross_attention:

@@ -16,11 +16,11 @@ Llama (LlamaForCausalLM -> decoder_only):
     model.layers.i.post_attention_layernorm   -> blocks.i.mlp_norm
     model.norm                                -> norm;   lm_head -> lm_head (absent when tied)
 
-GPT-2 (GPT2LMHeadModel -> decoder_only, preset gpt2). GPT-2 stores linear layers as `Conv1D`
-with the weight transposed (in, out), and fuses q, k, v into one `c_attn`:
+GPT-2 (GPT2LMHeadModel -> decoder_only, preset gpt2, which has fused_qkv=True): one tensor for one
+tensor. GPT-2 stores linear layers as `Conv1D`, with the weight transposed (in, out):
     transformer.wte / wpe                     -> tok_embed / pos_embed
     transformer.h.i.ln_1 / ln_2               -> blocks.i.attn_norm / mlp_norm
-    transformer.h.i.attn.c_attn  (d, 3d)      -> blocks.i.attn.{q,k,v}_proj  (split, transposed)
+    transformer.h.i.attn.c_attn  (d, 3d)      -> blocks.i.attn.qkv_proj      (transposed)
     transformer.h.i.attn.c_proj               -> blocks.i.attn.out_proj      (transposed)
     transformer.h.i.mlp.c_fc / c_proj         -> blocks.i.mlp.up / down      (transposed)
     transformer.ln_f                          -> norm
@@ -154,19 +154,12 @@ def gpt2_state_dict(hf: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         name = name.removeprefix("transformer.")
         if name.endswith(("attn.bias", "attn.masked_bias")) and t.dim() != 1:
             continue  # old checkpoints store the causal mask as a buffer
-        if m := re.fullmatch(r"h\.(\d+)\.attn\.c_attn\.(weight|bias)", name):
-            i, kind = m.groups()
-            # Conv1D: y = x @ W + b with W (d, 3d); our Linear stores W.T, one per projection
-            for proj, part in zip("qkv", t.chunk(3, dim=-1)):
-                out[f"blocks.{i}.attn.{proj}_proj.{kind}"] = (
-                    part.t().contiguous() if kind == "weight" else part
-                )
-            continue
         rules = {
             r"wte\.weight": "tok_embed.weight",
             r"wpe\.weight": "pos_embed.weight",
             r"h\.(\d+)\.ln_1\.(weight|bias)": r"blocks.\1.attn_norm.\2",
             r"h\.(\d+)\.ln_2\.(weight|bias)": r"blocks.\1.mlp_norm.\2",
+            r"h\.(\d+)\.attn\.c_attn\.(weight|bias)": r"blocks.\1.attn.qkv_proj.\2",
             r"h\.(\d+)\.attn\.c_proj\.(weight|bias)": r"blocks.\1.attn.out_proj.\2",
             r"h\.(\d+)\.mlp\.c_fc\.(weight|bias)": r"blocks.\1.mlp.up.\2",
             r"h\.(\d+)\.mlp\.c_proj\.(weight|bias)": r"blocks.\1.mlp.down.\2",
@@ -176,7 +169,8 @@ def gpt2_state_dict(hf: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         for pattern, repl in rules.items():
             if re.fullmatch(pattern, name):
                 new = re.sub(pattern, repl, name)
-                conv1d = ".c_" in name and name.endswith("weight")  # Conv1D weights are (in, out)
+                # Conv1D: y = x @ W + b with W (in, out); nn.Linear stores W.T (out, in)
+                conv1d = ".c_" in name and name.endswith("weight")
                 out[new] = t.t().contiguous() if conv1d else t
                 break
         else:
@@ -202,6 +196,7 @@ def gpt2_config(hf: Mapping[str, Any]) -> dict[str, Any]:
         mlp="gelu_tanh",
         bias=True,
         tie_embeddings=hf.get("tie_word_embeddings", True),
+        fused_qkv=True,
     )
 
 

@@ -20,9 +20,9 @@ cache) and must equal it when both are given. `padding_mask` (B, T_total) bool m
 Presets: `smollm2_135m` (Llama architecture of SmolLM2-135M: 30 layers, d 576, 9 heads / 3 kv
 heads, d_ff 1536, vocab 49152, RoPE theta 100000, tied embeddings — 134,515,008 parameters, as
 transformers' LlamaForCausalLM built from the published config) and `gpt2` (124M: learned
-positions, LayerNorm, GELU-tanh MLP, biases, tied embeddings — 124,439,808 parameters as
-GPT2LMHeadModel). Weights from `transformers` map onto this module with the functions in
-`bestiary.llm.convert` (one documented name mapping per family).
+positions, LayerNorm, GELU-tanh MLP, biases, tied embeddings, fused q|k|v projection — 124,439,808
+parameters as GPT2LMHeadModel). Weights from `transformers` map onto this module with the functions
+in `bestiary.llm.convert` (one documented name mapping per family; GPT-2's is tensor for tensor).
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ class Config:
     bias: bool = False  # biases in the projections and LayerNorms (GPT-2: True; nanoGPT's bias=False: none)
     tie_embeddings: bool = True  # output head shares the token embedding matrix
     sliding_window: int | None = None  # attend only to the last `sliding_window` positions
+    fused_qkv: bool = False  # one attn.qkv_proj (GPT-2's c_attn) instead of q_proj / k_proj / v_proj
 
 
 SMOLLM2_135M = dict(
@@ -98,6 +99,7 @@ GPT2_124M = dict(
     mlp="gelu_tanh",
     bias=True,
     tie_embeddings=True,
+    fused_qkv=True,
 )
 
 
@@ -154,6 +156,7 @@ class DecoderOnly(nn.Module):
                 norm_eps=c.norm_eps,
                 norm_bias=c.bias,
                 mlp=c.mlp,
+                fused_qkv=c.fused_qkv,
                 bias=c.bias,
                 dropout=c.dropout,
             )
