@@ -143,6 +143,13 @@ def fast_cnn(widths: tuple[int, int] = (32, 64), hidden: int = 128, num_classes:
         nn.MaxPool2d(2),  # (B, w1, 14, 14)
         nn.BatchNorm2d(w1),
         nn.ReLU(inplace=True),
+        *_conv_at_14_and_head(w1, w2, hidden, num_classes),
+    )
+
+
+def _conv_at_14_and_head(w1: int, w2: int, hidden: int, num_classes: int) -> list[nn.Module]:
+    """The part both networks share: (B, w1, 14, 14) -> conv -> pool -> BN -> ReLU -> MLP head."""
+    return [
         nn.Conv2d(w1, w2, 3, padding=1, bias=False),  # (B, w2, 14, 14)
         nn.MaxPool2d(2),  # (B, w2, 7, 7)
         nn.BatchNorm2d(w2),
@@ -151,7 +158,7 @@ def fast_cnn(widths: tuple[int, int] = (32, 64), hidden: int = 128, num_classes:
         nn.Linear(w2 * 7 * 7, hidden),  # (B, hidden)
         nn.ReLU(inplace=True),
         nn.Linear(hidden, num_classes),  # (B, num_classes)
-    )
+    ]
 
 
 def s2d_cnn(widths: tuple[int, int] = (32, 64), hidden: int = 128, num_classes: int = 10) -> nn.Sequential:
@@ -170,14 +177,7 @@ def s2d_cnn(widths: tuple[int, int] = (32, 64), hidden: int = 128, num_classes: 
         nn.Conv2d(4, w1, 3, padding=1, bias=False),  # (B, w1, 14, 14)
         nn.BatchNorm2d(w1),
         nn.ReLU(inplace=True),
-        nn.Conv2d(w1, w2, 3, padding=1, bias=False),  # (B, w2, 14, 14)
-        nn.MaxPool2d(2),  # (B, w2, 7, 7)
-        nn.BatchNorm2d(w2),
-        nn.ReLU(inplace=True),
-        nn.Flatten(),  # (B, w2 * 49)
-        nn.Linear(w2 * 7 * 7, hidden),  # (B, hidden)
-        nn.ReLU(inplace=True),
-        nn.Linear(hidden, num_classes),  # (B, num_classes)
+        *_conv_at_14_and_head(w1, w2, hidden, num_classes),
     )
 
 

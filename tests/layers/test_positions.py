@@ -114,3 +114,16 @@ def test_t5_buckets_match_transformers(bidirectional):
     )
     torch.testing.assert_close(relative_position_bucket(rel, bidirectional, 32, 128), ref)
     assert RelativePositionBias(3)(4, 6).shape == (1, 3, 4, 6)
+
+
+def test_rope_table_is_cached_per_device_and_matches_the_formula():
+    """cos_sin keeps one inv_freq per device: a meta-device call first must not leak into CPU results."""
+    rope = RotaryEmbedding(8, theta=100.0)
+    meta_cos, _ = rope.cos_sin(torch.arange(3, device="meta"))
+    assert meta_cos.device.type == "meta"
+    cos, sin = rope.cos_sin(torch.arange(3))
+    inv_freq = 100.0 ** (-torch.arange(0, 8, 2, dtype=torch.float64) / 8)
+    angles = torch.arange(3, dtype=torch.float64)[:, None] * inv_freq  # (T, D/2)
+    torch.testing.assert_close(cos, torch.cat([angles, angles], -1).cos().float())
+    torch.testing.assert_close(sin, torch.cat([angles, angles], -1).sin().float())
+    assert set(rope._inv_freq_on) == {torch.device("meta"), torch.device("cpu")}

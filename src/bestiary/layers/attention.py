@@ -30,7 +30,7 @@ from torch import nn
 from bestiary.layers.checks import check_shape
 from bestiary.layers.kv_cache import KVCache
 from bestiary.layers.masks import causal_mask, combine_masks, sliding_window_mask
-from bestiary.layers.positions import RotaryEmbedding
+from bestiary.layers.positions import RotaryEmbedding, apply_rotary
 
 __all__ = ["MultiHeadAttention", "causal_mask", "scaled_dot_product_attention"]
 
@@ -152,8 +152,11 @@ class MultiHeadAttention(nn.Module):
             kv = F.linear(source, weight[q_size:], None if bias is None else bias[q_size:])
             return (q, *kv.split([kv_size, kv_size], dim=-1))
         projections = (self.q_proj, self.k_proj, self.v_proj)
-        plain = all(type(p) is nn.Linear for p in projections)  # not wrapped (LoRA) or quantised
-        if source is x and plain and torch.is_grad_enabled():
+        if (
+            source is x
+            and torch.is_grad_enabled()
+            and all(type(p) is nn.Linear for p in projections)  # not wrapped (LoRA) or quantised
+        ):
             # Training: one matmul against the three stacked weight matrices is the same math as
             # three, but faster (and its backward is one matmul instead of three plus a sum).
             # Without gradients (generation, one token at a time) stacking would copy every
@@ -193,10 +196,16 @@ class MultiHeadAttention(nn.Module):
         v = v.view(B, S, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, S, Dh)
         if rope is not None:  # rotate by absolute position; cached keys were rotated when stored
             positions = torch.arange(start_pos, start_pos + T, device=x.device)
-            q = rope(q, positions)
-            if context is None:
-                k = rope(k, positions)
-            elif rope_context:  # cross-attention over a sequence with its own positions 0..S-1
+            if isinstance(rope, RotaryEmbedding) and context is None:
+                cos, sin = rope.cos_sin(positions)  # one table for q and k
+                q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+            else:
+                q = rope(q, positions)
+                if context is None:
+                    k = rope(k, positions)
+            if (
+                context is not None and rope_context
+            ):  # cross-attention over a sequence with its own positions 0..S-1
                 k = rope(k, torch.arange(S, device=x.device))
         if kv_cache is not None:
             k, v = kv_cache.update(layer_idx, k, v)  # (B, Hkv, start_pos + T, Dh)

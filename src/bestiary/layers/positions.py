@@ -114,11 +114,13 @@ class RotaryEmbedding(nn.Module):
             self.position_scale = 1.0 / scaling_factor
         self.theta = theta
         self.scaling = scaling
+        self._inv_freq_on: dict[torch.device, torch.Tensor] = {}  # per-device copies, made on first use
 
     @property
     def inv_freq(self) -> torch.Tensor:
-        """θ_i = theta^(-2i/D), i = 0 .. D/2-1, (D/2,) float32. Recomputed on use (D/2 numbers), so
-        the module has no state: it survives meta-device construction and dtype casts unchanged."""
+        """θ_i = theta^(-2i/D), i = 0 .. D/2-1, (D/2,) float32. Computed from the settings, not stored
+        as a buffer (D/2 numbers): the module has no state, so it survives meta-device construction and
+        dtype casts unchanged."""
         inv_freq = self.theta ** (-torch.arange(0, self.head_dim, 2, dtype=torch.float64) / self.head_dim)
         if self.scaling is not None:
             inv_freq = self.scaling(inv_freq)
@@ -126,17 +128,26 @@ class RotaryEmbedding(nn.Module):
 
     def cos_sin(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """positions (T,) or (B, T) -> cos, sin of shape (..., T, D)."""
-        inv_freq = self.inv_freq.to(positions.device)
+        inv_freq = self._inv_freq_on.get(positions.device)
+        if inv_freq is None:  # computed once per device: decoding calls this for every layer and token
+            inv_freq = self._inv_freq_on[positions.device] = self.inv_freq.to(positions.device)
         angles = positions.float()[..., None] * self.position_scale * inv_freq  # (..., T, D/2)
         angles = torch.cat([angles, angles], dim=-1)  # (..., T, D): pair i uses dims i and i + D/2
         return angles.cos(), angles.sin()
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Rotate x (B, H, T, D) by its positions: (T,) shared by the batch, or (B, T)."""
-        cos, sin = self.cos_sin(positions.to(x.device))
-        if cos.dim() == 3:  # (B, T, D) -> (B, 1, T, D): same angle for every head
-            cos, sin = cos[:, None], sin[:, None]
-        return (x.float() * cos + rotate_half(x.float()) * sin).type_as(x)
+        return apply_rotary(x, *self.cos_sin(positions.to(x.device)))
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate x (B, H, T, D) by angles given as cos, sin (T, D) or (B, T, D) (from `cos_sin`).
+
+    Separate from `RotaryEmbedding.forward` so that attention can compute one table for q and k."""
+    if cos.dim() == 3:  # (B, T, D) -> (B, 1, T, D): same angle for every head
+        cos, sin = cos[:, None], sin[:, None]
+    x32 = x.float()  # rotate in float32 even for bf16 activations (a no-op for float32)
+    return (x32 * cos + rotate_half(x32) * sin).type_as(x)
 
 
 # --------------------------------------------------------------------------------------- ALiBi
