@@ -260,12 +260,18 @@ print("ms per training step:", {n: round(t, 1) for n, t in time_per_step.items()
 # 2. **batch size** at learning rate 0.02, from 2 or 4 images per batch up, every run seeing the same
 #    number of training images (so a small batch takes proportionally more steps).
 #
-# **What to look for:** in the batch-size sweep, BatchNorm's accuracy collapses at batch size 2: its
-# mean and variance are estimated from 2 images, so they are noisy in training, and the running averages
-# used at test time describe a different distribution than what each training step saw. The three
-# batch-independent norms compute exactly the same function whatever the batch size, so any change in
-# their row comes only from the optimisation (noisier gradients, more steps). In the learning-rate
-# heatmap, look for which rows stay green as the learning rate grows, and where runs diverge.
+# **What to look for:** in the batch-size sweep, compare BatchNorm's row with the others. BatchNorm is the
+# only norm whose *function* depends on the batch: at batch size 2 its mean and variance come from 2
+# images, so they are noisy in training, and the running averages used at test time describe a different
+# distribution than what each training step saw. The three batch-independent norms compute exactly the
+# same function whatever the batch size, so any change along their row comes only from the optimisation:
+# every cell sees the same images, so batch 2 takes 32x more steps than batch 64 — and in a run this
+# short, more steps can outweigh everything else. Whether BatchNorm's batch-2 cell falls *more* than the
+# others' is the question; the printed "small-batch penalty" answers it for this run (in our full-mode
+# run it did not: BatchNorm lost less than Instance- and GroupNorm, so at this scale the noise of 2-image
+# statistics was not the dominant effect; the experiments below separate the two). In the
+# learning-rate heatmap, look for which rows stay green as the learning rate grows, and where runs diverge
+# (at 0.8 every variant ends at chance).
 
 # %%
 LRS = [0.01, 0.1, 0.8] if QUICK else [0.01, 0.05, 0.2, 0.8]
@@ -325,6 +331,8 @@ print(f"small-batch penalty (batch {BATCHES[-1]} minus batch {BATCHES[0]}):", pe
 #   sweet spot?
 # - Remove normalisation entirely (`replace_batchnorm(model, "none")`): how much lower must the learning
 #   rate be for training not to diverge?
+# - Give every batch size the same number of *steps* instead of the same images: does BatchNorm's
+#   batch-2 cell now fall behind the batch-independent norms?
 # - Fix BatchNorm at batch size 2 with *ghost* statistics, or by evaluating in train mode (batch stats at
 #   test time): which part of its small-batch failure is noise and which is the train/test mismatch?
 # - Use the full-width ResNet-18 (`d_model=64`) on a GPU: do the rankings hold?
