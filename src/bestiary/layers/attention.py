@@ -203,9 +203,8 @@ class MultiHeadAttention(nn.Module):
                 q = rope(q, positions)
                 if context is None:
                     k = rope(k, positions)
-            if (
-                context is not None and rope_context
-            ):  # cross-attention over a sequence with its own positions 0..S-1
+            # cross-attention over a sequence with its own positions 0..S-1
+            if context is not None and rope_context:
                 k = rope(k, torch.arange(S, device=x.device))
         if kv_cache is not None:
             k, v = kv_cache.update(layer_idx, k, v)  # (B, Hkv, start_pos + T, Dh)
