@@ -211,3 +211,17 @@ def test_budget_seconds_fits_the_schedule_to_the_time_budget() -> None:
     assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :], strict=False))  # monotone anneal
     with pytest.raises(ValueError, match="budget_seconds"):
         fit_classifier(_toy_model(), x, y, budget_seconds=0, progress=False)
+
+
+def test_fit_classifier_with_muon_learns() -> None:
+    """optimizer="muon": Muon (peak muon_lr) on the conv kernels, AdamW (peak lr) on the rest."""
+    x, y = _toy_images(512, 0)
+    xt, yt = _toy_images(256, 1)
+    torch.manual_seed(0)
+    model = _toy_model()
+    result = fit_classifier(
+        model, x, y, epochs=4, batch_size=32, lr=5e-3, optimizer="muon", muon_lr=0.05,
+        eval_data=(xt, yt), eval_every=8, target_acc=0.95, progress=False,
+    )  # fmt: skip
+    assert result.stopped == "target" and result.final_acc >= 0.95
+    assert result.steps < 4 * (512 // 32)

@@ -1,17 +1,26 @@
 """Training engine: a small explicit :class:`Trainer`, schedules, checkpoints, evaluation.
 
-from bestiary.train import Trainer, ShuffledBatches, adamw, warmup_cosine, evaluate, accuracy
+from bestiary.train import Trainer, ShuffledBatches, adamw, muon_with_adamw, warmup_cosine, evaluate, accuracy
 """
 
 from bestiary.train.batches import ShuffledBatches, shard_batch, to_device
 from bestiary.train.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from bestiary.train.metrics import accuracy, evaluate
-from bestiary.train.optim import adamw, decay_groups
+from bestiary.train.optim import (
+    Muon,
+    OptimizerChain,
+    adamw,
+    decay_groups,
+    muon_with_adamw,
+    newton_schulz_orthogonalize,
+)
 from bestiary.train.schedules import constant, warmup_cosine
 from bestiary.train.trainer import Trainer
 
 __all__ = [
     "Checkpoint",
+    "Muon",
+    "OptimizerChain",
     "ShuffledBatches",
     "Trainer",
     "accuracy",
@@ -21,6 +30,8 @@ __all__ = [
     "evaluate",
     "latest_checkpoint",
     "load_checkpoint",
+    "muon_with_adamw",
+    "newton_schulz_orthogonalize",
     "save_checkpoint",
     "shard_batch",
     "to_device",

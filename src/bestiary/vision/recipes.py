@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from bestiary.data.augment import normalize
 from bestiary.data.loader import ArrayLoader, to_tensor
-from bestiary.train.optim import adamw, decay_groups
+from bestiary.train.optim import adamw, decay_groups, muon_with_adamw
 
 __all__ = [
     "FitResult",
@@ -174,6 +174,7 @@ def fit_classifier(
     batch_size: int = 128,
     lr: float = 1e-3,
     optimizer: str = "adamw",
+    muon_lr: float = 0.05,
     weight_decay: float = 5e-4,
     momentum: float = 0.9,
     schedule: str = "onecycle",
@@ -199,7 +200,9 @@ def fit_classifier(
     Each batch: ``augment`` (on raw [0, 1] pixels, so crop padding is true background) -> ``normalize``
     with ``mean``/``std`` if given -> forward (optionally channels_last, bf16 autocast) -> label-smoothed
     cross-entropy -> backward -> optimizer step with the LR multiplier of ``schedule``
-    ("onecycle", "cosine" or "constant"). ``optimizer``: "adamw" or "sgd" (Nesterov momentum).
+    ("onecycle", "cosine" or "constant"). ``optimizer``: "adamw", "sgd" (Nesterov momentum) or "muon"
+    (Muon at peak LR ``muon_lr`` for the conv kernels, AdamW at ``lr`` for everything else:
+    :func:`bestiary.train.muon_with_adamw`).
 
     Evaluates on ``eval_data`` every ``eval_every`` steps and at the end; stops early once test accuracy
     reaches ``target_acc``, or when the training time passes ``max_seconds``. ``on_eval(row)`` is called
@@ -214,8 +217,8 @@ def fit_classifier(
         raise ValueError(f"x must be float images (N, C, H, W) in [0, 1], got {x.dtype} {tuple(x.shape)}")
     if y.shape != (len(x),):
         raise ValueError(f"y must have shape ({len(x)},), got {tuple(y.shape)}")
-    if optimizer not in ("adamw", "sgd"):
-        raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {optimizer!r}")
+    if optimizer not in ("adamw", "sgd", "muon"):
+        raise ValueError(f"optimizer must be 'adamw', 'sgd' or 'muon', got {optimizer!r}")
     if schedule not in ("onecycle", "cosine", "constant"):
         raise ValueError(f"schedule must be 'onecycle', 'cosine' or 'constant', got {schedule!r}")
     if amp not in (None, "bf16"):
@@ -232,9 +235,13 @@ def fit_classifier(
         model.to(memory_format=torch.channels_last)
     # No weight decay on norms and biases (1-D parameters): decaying a BatchNorm scale only fights the norm.
     if optimizer == "adamw":
-        opt: torch.optim.Optimizer = adamw(model, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.999))
+        opt = adamw(model, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.999))
+    elif optimizer == "muon":
+        opt = muon_with_adamw(model, lr=muon_lr, adamw_lr=lr, weight_decay=weight_decay)
     else:
         opt = torch.optim.SGD(decay_groups(model, weight_decay), lr=lr, momentum=momentum, nesterov=True)
+    for group in opt.param_groups:  # the schedule scales each group's own peak LR
+        group.setdefault("initial_lr", group["lr"])
 
     loader = ArrayLoader(x, y, batch_size=batch_size, seed=seed, drop_last=True)
     total = max(1, int(round(epochs * len(loader))))
@@ -269,8 +276,8 @@ def fit_classifier(
                 mult = _lr_multiplier(schedule, step, total)
             else:  # the same schedule on a 10,000-point grid of the time budget
                 mult = _lr_multiplier(schedule, int(1e4 * min(train_time / budget_seconds, 1.0)), 10_000)
-            for g in opt.param_groups:
-                g["lr"] = lr * mult
+            for group in opt.param_groups:
+                group["lr"] = group["initial_lr"] * mult
             if augment is not None:
                 xb = augment(xb)
             if mean is not None:
