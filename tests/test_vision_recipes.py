@@ -225,3 +225,25 @@ def test_fit_classifier_with_muon_learns() -> None:
     )  # fmt: skip
     assert result.stopped == "target" and result.final_acc >= 0.95
     assert result.steps < 4 * (512 // 32)
+
+
+@pytest.mark.parametrize("norm", ["group", "batch"])
+def test_micro_batches_give_the_whole_batch_update_unless_the_net_uses_batchnorm(norm: str) -> None:
+    """Gradient accumulation over micro-batches of 4 == one batch of 16 for a batch-independent net
+    (GroupNorm); with BatchNorm the micro-batches' own statistics make the updates differ."""
+    x, y = _toy_images(64, 0)
+    weights = []
+    for micro in (None, 4):
+        torch.manual_seed(0)
+        model = bestiary.build(
+            "resnet", in_channels=1, num_classes=4, stem="cifar", layers=(1, 1), d_model=8, norm=norm
+        )
+        fit_classifier(model, x, y, epochs=0.5, batch_size=16, micro_batch_size=micro, lr=0.05,
+                       optimizer="sgd", progress=False)  # fmt: skip
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    if norm == "group":
+        torch.testing.assert_close(weights[0], weights[1], atol=1e-5, rtol=1e-4)
+    else:
+        assert (weights[0] - weights[1]).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="micro_batch_size"):
+        fit_classifier(model, x, y, batch_size=16, micro_batch_size=32, progress=False)

@@ -172,6 +172,7 @@ def fit_classifier(
     *,
     epochs: float = 1.0,
     batch_size: int = 128,
+    micro_batch_size: int | None = None,
     lr: float = 1e-3,
     optimizer: str = "adamw",
     muon_lr: float = 0.05,
@@ -204,6 +205,11 @@ def fit_classifier(
     (Muon at peak LR ``muon_lr`` for the conv kernels, AdamW at ``lr`` for everything else:
     :func:`bestiary.train.muon_with_adamw`).
 
+    ``micro_batch_size``: split each batch into micro-batches of this size, one forward/backward each,
+    with their gradients summed before the single optimizer step (gradient accumulation). The update is
+    the whole batch's for any batch-independent network; BatchNorm, though, normalises each micro-batch
+    with that micro-batch's own statistics -- e.g. per-GPU batches in data-parallel training.
+
     Evaluates on ``eval_data`` every ``eval_every`` steps and at the end; stops early once test accuracy
     reaches ``target_acc``, or when the training time passes ``max_seconds``. ``on_eval(row)`` is called
     with every history row that carries a test score, as soon as it is computed (e.g. to print it).
@@ -223,6 +229,9 @@ def fit_classifier(
         raise ValueError(f"schedule must be 'onecycle', 'cosine' or 'constant', got {schedule!r}")
     if amp not in (None, "bf16"):
         raise ValueError(f"amp must be None or 'bf16', got {amp!r}")
+    micro = batch_size if micro_batch_size is None else micro_batch_size
+    if not 1 <= micro <= batch_size:
+        raise ValueError(f"micro_batch_size must be in [1, batch_size={batch_size}], got {micro_batch_size}")
     if budget_seconds is not None and budget_seconds <= 0:
         raise ValueError(f"budget_seconds must be > 0, got {budget_seconds}")
     if (eval_every is not None or target_acc is not None) and eval_data is None:
@@ -284,11 +293,18 @@ def fit_classifier(
                 xb = normalize(xb, mean, std if std is not None else 1.0)
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            with autocast:
-                logits = model(xb)
-            loss = F.cross_entropy(logits.float(), yb, label_smoothing=label_smoothing)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = torch.zeros((), device=device)
+            # One backward per micro-batch, each loss weighted by its share of the batch: the summed
+            # gradient is the whole batch's mean-loss gradient (what BatchNorm sees is the micro-batch).
+            for xm, ym in zip(xb.split(micro), yb.split(micro), strict=True):
+                with autocast:
+                    logits = model(xm)
+                part = F.cross_entropy(logits.float(), ym, label_smoothing=label_smoothing) * (
+                    len(ym) / len(yb)
+                )
+                part.backward()
+                loss = loss + part.detach()
             if clip_grad_norm is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
             opt.step()
