@@ -7,6 +7,15 @@ from torch import nn
 from bestiary.train import adamw, decay_groups
 
 
+def _train_side_by_side(pairs, x: torch.Tensor, steps: int) -> None:
+    """Step each (model, optimizer) pair on the same loss, ``steps`` times, interleaved."""
+    for _ in range(steps):
+        for model, optimizer in pairs:
+            optimizer.zero_grad()
+            model(x).square().mean().backward()
+            optimizer.step()
+
+
 def _model() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(nn.Embedding(10, 8), nn.LayerNorm(8), nn.Linear(8, 8), nn.GELU(), nn.Linear(8, 3))
@@ -39,12 +48,7 @@ def test_trajectory_matches_unfused_torch_adamw(fused):
         lr=1e-2, betas=(0.9, 0.95), foreach=False,
     )  # fmt: skip
     assert opt.defaults["fused"] is fused
-    x = torch.randint(0, 10, (16,))
-    for _ in range(30):
-        for model, optimizer in ((ours, opt), (ref, ref_opt)):
-            optimizer.zero_grad()
-            model(x).square().mean().backward()
-            optimizer.step()
+    _train_side_by_side([(ours, opt), (ref, ref_opt)], torch.randint(0, 10, (16,)), steps=30)
     for p, q in zip(ours.parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5)
     assert not torch.equal(ours[2].weight, _model()[2].weight)  # it did train
@@ -98,12 +102,7 @@ def test_muon_trajectory_matches_torch_muon_on_matrices(nesterov):
     kw = dict(lr=0.02, momentum=0.9, nesterov=nesterov, weight_decay=0.1)
     opt = Muon(ours.parameters(), ns_dtype=torch.bfloat16, **kw)
     ref_opt = torch.optim.Muon(ref.parameters(), **kw)
-    x = torch.randn(32, 12)
-    for _ in range(20):
-        for model, optimizer in ((ours, opt), (ref, ref_opt)):
-            optimizer.zero_grad()
-            model(x).square().mean().backward()
-            optimizer.step()
+    _train_side_by_side([(ours, opt), (ref, ref_opt)], torch.randn(32, 12), steps=20)
     for p, q in zip(ours.parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5)
     torch.manual_seed(0)
