@@ -45,8 +45,8 @@ speed by +-20% between runs, so small differences are noise):
   *costs* 3-4 points when training saw no flips (shoes in Fashion-MNIST all point the same way).
   With shift + flip augmentation for 9 epochs (140 s): 92.5% (92.8% with test-time augmentation).
 * session 3, ``strided`` net, 6 epochs: AdamW 92.3% (53 s); **Muon 92.6%** (LR 0.05), 92.8% (LR 0.1),
-  92.3% (0.025); Muon + hidden 256: 93.0%, 92.7%, 92.5% (two seeds, LR 0.05/0.1/0.1; ~72 s);
-  hidden 512 93.1% (93 s); batch 128 92.9% (84 s). In a 55 s budget: hidden 128 **92.8%**, hidden
+  92.3% (0.025); Muon + hidden 256: 93.0% (LR 0.05), 92.7% (LR 0.1), 92.5% (LR 0.1, another seed;
+  ~72 s each); hidden 512 93.1% (93 s); batch 128 92.9% (84 s). In a 55 s budget: hidden 128 **92.8%**, hidden
   256 92.5%. Data pruning ("Deep Learning on a Data Diet", Paul et al. 2021: after 30% of training
   keep only the highest-loss examples), 5 epochs' worth of steps: keep 50% 92.5%, keep 35% 92.0%,
   no pruning 92.4%.
