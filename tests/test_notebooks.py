@@ -167,7 +167,8 @@ def test_outline_reads_the_lesson_structure(tmp_path: Path) -> None:
 
 
 def test_index_learning_goals_render_inline_markdown_safely() -> None:
-    render = notebooks._inline_markdown
+    from bestiary.notebooks.site import _inline_markdown as render
+
     assert render("the *decision boundary*") == "the <em>decision boundary</em>"
     assert render("**tiny** config") == "<strong>tiny</strong> config"
     assert render("`a*b*c` stays code") == "<code>a*b*c</code> stays code"  # no emphasis inside code
