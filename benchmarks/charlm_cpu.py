@@ -1,28 +1,26 @@
-"""Character-level Shakespeare on CPU: nanoGPT's "baby GPT" vs Bestiary's best recipe, same wall time.
+"""Character-level Shakespeare on CPU: validation loss at equal training time, nanoGPT's baby GPT vs ours.
 
-Reference: a plain-PyTorch GPT written below, as in Karpathy's nanoGPT (model.py) with the CPU
-settings its README suggests for `train_shakespeare_char` (n_layer 4, n_head 4, n_embd 128,
-block 64, batch 12, dropout 0, bias False; AdamW lr 1e-3, betas (0.9, 0.99), weight decay 0.1,
-100 warm-up steps then cosine to 1e-4 at 2000 iterations, gradient clipping at 1.0).
+Reference: nanoGPT's GPT (Karpathy's model.py), written out below in plain PyTorch, at the CPU
+settings its README gives for `train_shakespeare_char` (n_layer 4, n_head 4, n_embd 128, block 64,
+batch 12, dropout 0, bias False; AdamW lr 1e-3, betas (0.9, 0.99), weight decay 0.1, 100 warm-up
+steps then cosine to 1e-4 at 2000 iterations, gradient clipping at 1.0).
 
-Ours: `bestiary.build("decoder_only", ...)` (RoPE, RMSNorm, SwiGLU, SDPA attention, tied
-embeddings), smaller (d_model 96, 2 layers: more steps per second), trained with a learning rate
-5x higher and a cosine schedule fitted to the *time budget* (it reaches its minimum exactly when
-the budget ends, instead of at an iteration count the run may never reach), batches from
-`bestiary.data.get_lm_batch`, schedule and optimizer from `bestiary.train` (`adamw`: decay on
-matrices only, as nanoGPT, but PyTorch's fused AdamW kernel, which nanoGPT only enables on CUDA).
+Ours: `bestiary.build("decoder_only", ...)` (RoPE, RMSNorm, SwiGLU, SDPA attention, tied embeddings),
+smaller (d_model 96, 2 layers: more steps per second), a 5x higher learning rate on a cosine schedule
+fitted to the *time budget* (its minimum comes exactly when the budget ends), batches from
+`bestiary.data.get_lm_batch`, `bestiary.train.adamw` (decay on matrices only, as nanoGPT, but
+PyTorch's fused AdamW kernel, which nanoGPT only enables on CUDA).
 
-Both train on the same ~1.1M-character Shakespeare slice (`bestiary.data.tiny_shakespeare()`, 90/10
-split) for the same budget of training time, and are scored on the same validation windows (block
-64, every position). The machine may be shared, so the two runs are *interleaved* step by step and
-each is charged only for its own steps: both see the same load. A first, shorter race times our
-model at the reference's exact configuration (learned positions, LayerNorm without bias, GELU MLP,
-one fused q|k|v projection, no dropout) against the reference, to compare raw training throughput: once inside the reference's
-own loop and optimizer (the model alone), once with our optimizer (our training loop).
+Both train on the same ~1.1M characters (`bestiary.data.tiny_shakespeare()`, 90/10 split) for the same
+training time and are scored on the same validation windows. The two runs are *interleaved* step by
+step, each charged only for its own steps, so both see the same machine load. A first, shorter race
+compares raw training throughput at the reference's exact configuration (learned positions, LayerNorm
+without bias, GELU MLP, fused q|k|v, no dropout): our model inside the reference's own loop and
+optimizer, then inside ours.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/charlm_cpu.py [--budget 120] [--threads 1]
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/charlm_cpu.py --budget 120 --threads 2
 
-A script, not a test: timings depend on the machine and its load.
+A script, not a test: timings depend on the machine and its load. Latest results: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations

@@ -1,67 +1,21 @@
-"""Time to a Fashion-MNIST TEST accuracy target on CPU: Bestiary's recipe vs a plain PyTorch loop.
+"""Time to a Fashion-MNIST test-accuracy target on CPU: Bestiary's recipe vs a plain PyTorch loop.
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/fashion_time_to_acc.py --target 0.93 --max-seconds 300
+Reference: the PyTorch MNIST example (github.com/pytorch/examples, mnist/main.py) -- its 2-conv CNN,
+a ``DataLoader`` over a ``TensorDataset``, batch 64, Adam at 1e-3, no augmentation, no schedule.
+Ours: ``strided_cnn`` below, trained by ``bestiary.vision.fit_classifier``: Muon on the conv kernels
+and fused AdamW on the rest, a one-cycle schedule fitted to a 55 s time budget (``--budget``), label
+smoothing 0.1, whole-batch in-memory loading, batch 256, channels_last, fp32, no augmentation.
+
+Both run one after the other in this process with the same thread count, and are scored on the full
+10,000-image test set about every half epoch; only training time counts. Each stops at ``--target``
+or after ``--max-seconds``. Output: one JSON line per evaluation, a summary per contender, and a
+comparison at the same accuracy (``--target`` if both reached it, else the reference's best).
+
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/fashion_time_to_acc.py --target 0.93 --max-seconds 150
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/fashion_time_to_acc.py --only bestiary   # ours alone
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/fashion_time_to_acc.py --pipeline        # data vs step
 
-Contenders, run one after the other in this process, on the same machine, with the same thread count:
-
-- ``reference``: the textbook loop -- a 2-conv CNN (conv32-conv64-maxpool-dropout-fc128-dropout-fc10, the
-  PyTorch MNIST example's network), ``torch.utils.data.DataLoader`` over a ``TensorDataset`` (per-item
-  indexing + collation), batch 64, Adam at 1e-3, no augmentation, no schedule.
-- ``bestiary`` (the recipe, sized for throughput first -- on 2 CPU cores a step costs what its
-  multiply-adds and its memory-bound element-wise layers cost, so the network is the main lever):
-
-  * network ``strided_cnn``: a space-to-depth stem (``PixelUnshuffle(2)``: 28x28x1 -> 14x14x4), then
-    conv3x3(32) -> BN -> ReLU at 14x14 -> conv4x4 stride 2 (64) -> BN -> ReLU at 7x7 -> flatten ->
-    linear(128) -> ReLU -> linear(10): ~0.44M parameters, ~2.2M multiply-adds per image, nothing at
-    full resolution. The stride-2 conv replaces a 3x3 conv + 2x2 max-pool at 14x14, which computed
-    four outputs for every one it kept (``--model s2d``: 3.9M multiply-adds, ~13 s per epoch vs ~9.5 s;
-    ``--model fastcnn``: the same with a 28x28 first conv, ~21 s). ``--model resnet`` runs the
-    registered ``bestiary.build("resnet", stem="cifar", layers=(0, 1, 1, 1), d_model=16)`` (~3x slower);
-  * Muon (``bestiary.train.muon_with_adamw``) for the two conv kernels at peak LR 0.05, fused AdamW at
-    peak 5e-3 for the rest (BN, linear head), on a one-cycle schedule fitted to a *time budget*
-    (``--budget``, default 55 s: the anneal ends when the budget does -- a schedule sized in epochs is
-    still at a high LR when a time limit cuts it short), weight decay 5e-4 (not on BN/bias, not on the
-    Muon kernels), label smoothing 0.1 -- all via ``bestiary.vision.fit_classifier(...,
-    optimizer="muon", budget_seconds=...)``;
-  * whole-batch in-memory loading (``ArrayLoader``), batch 256, channels_last;
-  * no augmentation by default: at this budget it costs more accuracy than it buys (``--augment``:
-    random crop with 2-pixel padding + horizontal flip, ``bestiary.data.augment``);
-  * fp32: ``--amp bf16`` exists but is *slower* on CPUs without native bf16 (AVX2-only here).
-
-Tuning log (2 cores, one seed each; accuracies differ by +-0.2 points between seeds, and the machine's
-speed by +-20% between runs, so small differences are noise):
-
-* session 2, ``s2d`` net + AdamW, 55 s budgets: batch 512 / LR 3e-3 91.6%; batch 256 / 3e-3 92.0%;
-  batch 256 / 5e-3 **92.4%**; 256 / 8e-3 92.3%; 128 / 2e-3 91.9%; + weight EMA 92.2%; weight decay
-  0.05 92.1%; flip augmentation (+ flip test-time augmentation) 91.6%; a 4x4 space-to-depth stem
-  90.4%; a 5x5 first conv 91.5%. Longer budgets: 90 s 92.2%, 120 s 91.9% (it overfits).
-* session 3, at a fixed 4.5 epochs (~60 s) to take the machine's speed out: ``s2d`` + AdamW 92.1%;
-  + Muon on the conv kernels **92.4%** (Muon on the head too: 92.4%, slower); label smoothing 0.2
-  92.0%; hidden 256 92.3%; dropout 0.2 in the head 91.9%; 1-pixel shift augmentation 91.8%; flip
-  augmentation 92.0%; a third conv at 7x7 (3 epochs) 91.9%; 64/128 channels 92.3%. Test-time
-  augmentation (flip, 1-pixel shifts) moved any of these by at most +-0.2 points, and flipping alone
-  *costs* 3-4 points when training saw no flips (shoes in Fashion-MNIST all point the same way).
-  With shift + flip augmentation for 9 epochs (140 s): 92.5% (92.8% with test-time augmentation).
-* session 3, ``strided`` net, 6 epochs: AdamW 92.3% (53 s); **Muon 92.6%** (LR 0.05), 92.8% (LR 0.1),
-  92.3% (0.025); Muon + hidden 256: 93.0% (LR 0.05), 92.7% (LR 0.1), 92.5% (LR 0.1, another seed;
-  ~72 s each); hidden 512 93.1% (93 s); batch 128 92.9% (84 s). In a 55 s budget: hidden 128 **92.8%**, hidden
-  256 92.5%. Data pruning ("Deep Learning on a Data Diet", Paul et al. 2021: after 30% of training
-  keep only the highest-loss examples), 5 epochs' worth of steps: keep 50% 92.5%, keep 35% 92.0%,
-  no pruning 92.4%.
-
-**93% within 60 s is not reached on this machine**: the best recipe ends at 92.5-92.8% in 55 s, and
-the nets and schedules that reach 93% need ~70-90 s here (see the issue's closing note).
-
-Both are scored on the full 10,000-image test set about every half epoch (``--eval-every`` steps for
-ours, ``--ref-eval-every`` for the reference); only training time counts (evaluation time is excluded
-for both; the summary's ``wall_s`` includes it). Each contender stops at ``--target`` or after
-``--max-seconds`` of training. Output: one JSON line per evaluation (with the 1-minute load average:
-on a shared machine timings are noisy, compare within one run), one summary line per contender, and a
-final comparison line. The speed-up is measured at the same accuracy: ``--target`` if both reached it,
-otherwise the best accuracy the reference reached (so the ratio is never computed at a level one side
-did not reach).
+Latest results and the tuning history (why the recipe is what it is): ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -76,7 +30,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import bestiary
 from bestiary.data import load_fashion_mnist
 from bestiary.data.augment import Augment
 from bestiary.vision import FASHION_MNIST_MEAN, FASHION_MNIST_STD, accuracy_of, fit_classifier, image_batch
@@ -143,106 +96,46 @@ def run_reference(data, args) -> list[dict]:
                     return evals
 
 
-def fast_cnn(widths: tuple[int, int] = (32, 64), hidden: int = 128, num_classes: int = 10) -> nn.Sequential:
-    """Our recipe's network: two 3x3 convs (at 28x28 and 14x14), each followed by a 2x2 max-pool,
-    BatchNorm and ReLU, then a flatten -> linear -> ReLU -> linear classifier head.
-    ~0.4M parameters, ~4.3M multiply-adds per image (the reference CNN: ~12M).
+def strided_cnn(
+    widths: tuple[int, int] = (32, 64), hidden: int = 128, num_classes: int = 10
+) -> nn.Sequential:
+    """Our recipe's network: ~0.44M parameters, ~2.2M multiply-adds per image (the reference: ~12M),
+    nothing at full resolution.
 
-    Why pool before the norm: on a CPU the element-wise layers (BatchNorm, ReLU and their backward)
-    are memory-bound and cost as much as the convs at full resolution (profiled: BatchNorm alone ~30% of
-    a step). Pooling first runs them on 4x fewer pixels: ~1.3x faster steps (noisy).
-    Why a flatten head and not global pooling: in a few epochs the position-aware linear layer learns
-    far faster (a 3-conv global-max-pool net reached only 89.5% after 3 epochs).
-    Why not a registered ResNet: every basic block costs two full-width 3x3 convs;
-    ``resnet(stem="cifar", layers=(0, 1, 1, 1), d_model=16)`` costs ~3x more per image.
+    On 2 CPU cores a step costs what its multiply-adds and its memory-bound element-wise layers
+    (BatchNorm, ReLU and their backward) cost, so the network is the main lever:
+
+    - a space-to-depth stem: ``PixelUnshuffle(2)`` folds every 2x2 block of pixels into 4 channels,
+      (B, 1, 28, 28) -> (B, 4, 14, 14), so the first 3x3 conv already works at 14x14 and sees a 6x6
+      pixel window (a 28x28 first conv with one input channel, poorly vectorised, took half of
+      every step);
+    - one 4x4 conv with stride 2 in place of a 3x3 conv + 2x2 max-pool: the pair computes four outputs
+      for every one it keeps; the strided conv computes only the kept ones, from the same 4x4 window
+      (3.6M -> 1.6M multiply-adds per image, ~0.2 points at equal epochs, ~1.4x more epochs in the
+      same time);
+    - a flatten head, not global pooling: in a few epochs the position-aware linear layer learns far
+      faster (a 3-conv global-max-pool net reached only 89.5% after 3 epochs). A registered ResNet
+      (``resnet(stem="cifar", depths=(0, 1, 1, 1), d_model=16)``) costs ~3x more per image.
     """
     w1, w2 = widths
     return nn.Sequential(
+        nn.PixelUnshuffle(2),  # (B, 4, 14, 14)
         # bias=False: the BatchNorm right after adds its own shift.
-        nn.Conv2d(1, w1, 3, padding=1, bias=False),  # (B, w1, 28, 28)
-        nn.MaxPool2d(2),  # (B, w1, 14, 14)
+        nn.Conv2d(4, w1, 3, padding=1, bias=False),  # (B, w1, 14, 14)
         nn.BatchNorm2d(w1),
         nn.ReLU(inplace=True),
-        *_conv_at_14_and_head(w1, w2, hidden, num_classes),
-    )
-
-
-def _conv_at_14_and_head(w1: int, w2: int, hidden: int, num_classes: int) -> list[nn.Module]:
-    """The part both networks share: (B, w1, 14, 14) -> conv -> pool -> BN -> ReLU -> MLP head."""
-    return [
-        nn.Conv2d(w1, w2, 3, padding=1, bias=False),  # (B, w2, 14, 14)
-        nn.MaxPool2d(2),  # (B, w2, 7, 7)
+        nn.Conv2d(w1, w2, 4, stride=2, padding=1, bias=False),  # (B, w2, 7, 7)
         nn.BatchNorm2d(w2),
         nn.ReLU(inplace=True),
-        *_flatten_head(w2, hidden, num_classes),
-    ]
-
-
-def _flatten_head(w2: int, hidden: int, num_classes: int) -> list[nn.Module]:
-    """(B, w2, 7, 7) -> flatten -> linear -> ReLU -> linear: every network's classifier."""
-    return [
         nn.Flatten(),  # (B, w2 * 49)
         nn.Linear(w2 * 7 * 7, hidden),  # (B, hidden)
         nn.ReLU(inplace=True),
         nn.Linear(hidden, num_classes),  # (B, num_classes)
-    ]
-
-
-def s2d_cnn(widths: tuple[int, int] = (32, 64), hidden: int = 128, num_classes: int = 10) -> nn.Sequential:
-    """``fast_cnn`` with a space-to-depth stem (the recipe's network before ``strided_cnn``).
-
-    ``PixelUnshuffle(2)`` folds every 2x2 block of pixels into 4 channels, (B, 1, 28, 28) ->
-    (B, 4, 14, 14), so the first 3x3 conv already works at 14x14 and sees a 6x6 pixel window. Nothing
-    runs at full resolution any more: the profile of ``fast_cnn`` showed its 28x28 stage -- a conv with
-    one input channel (poorly vectorised), a max-pool whose backward first zero-fills a full-size
-    gradient -- taking about half of every step. Same accuracy per epoch, ~1.7x more epochs per second
-    (profiled on 2 cores: 12 s vs 21 s per epoch at batch 512).
-    """
-    w1, w2 = widths
-    return nn.Sequential(*_s2d_stem(w1), *_conv_at_14_and_head(w1, w2, hidden, num_classes))
-
-
-def _s2d_stem(w1: int) -> list[nn.Module]:
-    """(B, 1, 28, 28) -> space-to-depth -> conv3x3 -> BN -> ReLU: (B, w1, 14, 14)."""
-    return [
-        nn.PixelUnshuffle(2),  # (B, 4, 14, 14)
-        nn.Conv2d(4, w1, 3, padding=1, bias=False),  # (B, w1, 14, 14)
-        nn.BatchNorm2d(w1),
-        nn.ReLU(inplace=True),
-    ]
-
-
-def strided_cnn(
-    widths: tuple[int, int] = (32, 64), hidden: int = 128, num_classes: int = 10
-) -> nn.Sequential:
-    """The default network of our recipe: ``s2d_cnn`` with its second conv + max-pool replaced by one
-    4x4 conv with stride 2.
-
-    The 3x3 conv at 14x14 followed by a 2x2 max-pool computes four outputs for every one it keeps; the
-    stride-2 conv computes only the kept ones, from a 4x4 window (the 3x3 + pool pair's receptive field):
-    2.25x fewer multiply-adds in the layer that costs the most (3.6M -> 1.6M per image), for ~0.2 points
-    of accuracy at the same number of epochs -- and ~1.4x more epochs in the same time.
-    """
-    w1, w2 = widths
-    return nn.Sequential(
-        *_s2d_stem(w1),
-        nn.Conv2d(w1, w2, 4, stride=2, padding=1, bias=False),  # (B, w2, 7, 7)
-        nn.BatchNorm2d(w2),
-        nn.ReLU(inplace=True),
-        *_flatten_head(w2, hidden, num_classes),
     )
 
 
 def build_ours(args) -> nn.Module:
-    if args.model == "strided":
-        return strided_cnn(tuple(args.widths), args.hidden)
-    if args.model == "s2d":
-        return s2d_cnn(tuple(args.widths), args.hidden)
-    if args.model == "fastcnn":
-        return fast_cnn(tuple(args.widths), args.hidden)
-    return bestiary.build(
-        "resnet", in_channels=1, num_classes=10, stem="cifar", d_model=args.width, layers=tuple(args.layers)
-    )
+    return strided_cnn(tuple(args.widths), args.hidden)
 
 
 def run_bestiary(data, args) -> list[dict]:
@@ -322,18 +215,11 @@ def main() -> None:
         "--lr", type=float, default=5e-3, help="peak LR of AdamW (try 0.2-0.4 with --optimizer sgd)"
     )
     p.add_argument("--muon-lr", type=float, default=0.05, help="peak LR of Muon (--optimizer muon)")
-    p.add_argument("--model", choices=["strided", "s2d", "fastcnn", "resnet"], default="strided")
-    p.add_argument(
-        "--widths", type=int, nargs=2, default=[32, 64], help="conv widths (strided, s2d, fastcnn)"
-    )
-    p.add_argument("--hidden", type=int, default=128, help="hidden linear width (strided, s2d, fastcnn)")
+    p.add_argument("--widths", type=int, nargs=2, default=[32, 64], help="conv widths")
+    p.add_argument("--hidden", type=int, default=128, help="hidden linear width")
     p.add_argument("--optimizer", choices=["muon", "adamw", "sgd"], default="muon")
     p.add_argument("--augment", action="store_true", help="ours with random crop (pad 2) + flip")
     p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--width", type=int, default=16, help="ResNet d_model (first-stage channels)")
-    # Stage widths 16-32-64-128; no block at full 28x28 resolution (0 in the first stage): on a CPU the
-    # thin full-resolution convs cost the most time per FLOP; dropping them cut our step time by ~40% (noisy).
-    p.add_argument("--layers", type=int, nargs="+", default=[0, 1, 1, 1], help="ResNet blocks per stage")
     p.add_argument("--amp", choices=["bf16"], default=None)
     p.add_argument("--only", choices=["bestiary", "reference"], default=None)
     p.add_argument("--pipeline", action="store_true", help="only measure data + augmentation vs training")

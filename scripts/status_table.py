@@ -25,13 +25,14 @@ for family in sorted(
     catalog, key=lambda f: (-len(bestiary.list_models(f)) if f in bestiary.families() else 0, f)
 ):
     names = bestiary.list_models(family) if family in bestiary.families() else []
-    total += len(names)
+    total += sum(bestiary.card(n).in_catalog for n in names)  # reference models outside the catalog don't count
     if not names:
         waiting.append(f"{family} ({len(catalog[family])})")
         continue
     presets = [p for n in names for p in bestiary.list_presets(n)]
     print(
-        f"| {family} | {len(names)} / {len(catalog[family])} | {', '.join(f'`{n}`' for n in names) or '—'} "
+        f"| {family} | {sum(bestiary.card(n).in_catalog for n in names)} / {len(catalog[family])} "
+        f"| {', '.join(f'`{n}`' if bestiary.card(n).in_catalog else f'`{n}` (reference)' for n in names) or '—'} "
         f"| {', '.join(presets) or '—'} |"
     )
 print(f"\nNot started yet: {', '.join(waiting)}.")

@@ -141,10 +141,10 @@ plt.show()
 
 # %%
 CONFIGS = {
-    "resnet": dict(in_channels=1, stem="cifar", layers=(1, 1, 1), d_model=16),
-    "convnext": dict(in_channels=1, layers=(1, 1, 2, 1), widths=(16, 32, 64, 128)),
+    "resnet": dict(in_channels=1, stem="cifar", depths=(1, 1, 1), d_model=16),
+    "convnext": dict(in_channels=1, depths=(1, 1, 2, 1), dims=(16, 32, 64, 128)),
     "vit": dict(in_channels=1, image_size=32, patch_size=PATCH, d_model=64, n_layers=4, n_heads=4, d_ff=128),
-    "swin": dict(in_channels=1, patch_size=PATCH, d_model=32, layers=(2, 2), head_dim=8, window_size=4),
+    "swin": dict(in_channels=1, patch_size=PATCH, d_model=32, depths=(2, 2), head_dim=8, window_size=4),
     "mlp_mixer": dict(
         in_channels=1, image_size=32, patch_size=PATCH, d_model=64, n_layers=4, d_ff=128, token_dim=64
     ),

@@ -9,7 +9,7 @@
 #
 # **The network.** ResNet-18's layout — a stem, then 4 stages of 2 basic residual blocks, the width
 # doubling at each stage — in its *CIFAR-style* variant for small images: a single 3×3 stem convolution
-# with no early downsampling (`bestiary.build("resnet", stem="cifar", layers=(2, 2, 2, 2))`). To fit a
+# with no early downsampling (`bestiary.build("resnet", stem="cifar", depths=(2, 2, 2, 2))`). To fit a
 # CPU budget it is **thinner** than the real ResNet-18: 16 channels in the first stage instead of 64
 # (8 in quick mode), i.e. about 1/16 of the parameters. It runs on 28×28 Fashion-MNIST images.
 #
@@ -189,7 +189,7 @@ x_test, y_test = image_batch(*[a[:N_TEST] for a in load_fashion_mnist("test")], 
 
 def make_resnet(norm: str) -> torch.nn.Module:
     model = bestiary.build(
-        "resnet", in_channels=1, num_classes=10, stem="cifar", layers=(2, 2, 2, 2), d_model=WIDTH
+        "resnet", in_channels=1, num_classes=10, stem="cifar", depths=(2, 2, 2, 2), d_model=WIDTH
     )
     replace_batchnorm(model, norm, groups=GROUPS)
     return model.to(DEVICE)

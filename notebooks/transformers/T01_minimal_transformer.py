@@ -38,8 +38,8 @@ from bestiary.layers import (
     RotaryEmbedding,
     SinusoidalPositions,
     SwiGLU,
-    TransformerBlock,
     scaled_dot_product_attention,
+    transformer_block,
 )
 
 QUICK = bestiary.quick()
@@ -220,7 +220,7 @@ x0 = torch.randn(8, 16, d)
 stacks = {
     "no residual, no norm": [PlainBlock(d) for _ in range(depth)],
     "residual + LayerNorm (pre-norm)": [
-        TransformerBlock(d, 4, 4 * d, norm="layernorm", mlp="gelu") for _ in range(depth)
+        transformer_block(d, 4, 4 * d, causal=False, norm="layernorm", mlp="gelu") for _ in range(depth)
     ],
 }
 spread = {}
@@ -276,7 +276,9 @@ class TinyEncoder(nn.Module):
             nn.init.normal_(self.pos.weight, std=1.0)  # the tiny default init takes long to matter
         self.rope = RotaryEmbedding(d // n_heads) if position == "rope" else None
         self.blocks = nn.ModuleList(
-            TransformerBlock(d, n_heads, 4 * d, norm="layernorm", mlp="gelu") for _ in range(n_layers)
+            # no causal mask: an encoder sees the whole input; RoPE (if any) is part of the attention
+            transformer_block(d, n_heads, 4 * d, causal=False, rope=self.rope, norm="layernorm", mlp="gelu")
+            for _ in range(n_layers)
         )
         self.norm, self.head = nn.LayerNorm(d), nn.Linear(d, vocab)
 
@@ -285,7 +287,7 @@ class TinyEncoder(nn.Module):
         if self.pos is not None:
             x = x + self.pos(tokens.shape[1])  # (T, d) broadcast over the batch
         for blk in self.blocks:
-            x = blk(x, rope=self.rope)  # no causal mask: an encoder sees the whole input
+            x = blk(x)
         return self.head(self.norm(x))  # (B, T, vocab)
 
 
@@ -370,5 +372,5 @@ print("all assertions passed")
 #   positions have never seen positions 10–13.)
 # - Replace `norm="layernorm"` with `"rmsnorm"` and `mlp="gelu"` with `"swiglu"` (the Llama recipe).
 # - Use a single head (`n_heads=1`) or a single layer: is reverse still learned? How fast?
-# - Add a causal mask (`blk(x, is_causal=True, ...)`): why can the model no longer reverse?
+# - Add a causal mask (build the blocks with `causal=True`): why can the model no longer reverse?
 # - Plot the attention weights of the trained reverse model: you should see an anti-diagonal.

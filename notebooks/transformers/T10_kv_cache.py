@@ -53,9 +53,9 @@ print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; {cfg
 # whole prefix; with a cache it computes one new row and appends one key and one value per layer:
 #
 # ```python
-# cache = model.new_kv_cache()
-# logits = model(prompt, kv_cache=cache)            # prefill: fills positions 0..T-1
-# logits = model(next_token[:, None], kv_cache=cache)  # decode: one position, reads the rest
+# cache = model.init_cache(batch)                # one KVCache per layer
+# logits = model(prompt, cache=cache)            # prefill: fills positions 0..T-1
+# logits = model(next_token[:, None], cache=cache)  # decode: one position, reads the rest
 # ```
 #
 # **What to look for:** left, the attention scores an uncached step computes (the whole triangle,
@@ -86,20 +86,20 @@ plt.show()
 # 0. Rows are written once and never change; decoding only appends rows at the bottom.
 
 # %%
-cache = model.new_kv_cache()
+cache = model.init_cache(prompt.shape[0])
 with torch.no_grad():
-    model(prompt, kv_cache=cache)
-    model(torch.tensor([[7]], device=DEVICE), kv_cache=cache)
+    model(prompt, cache=cache)
+    model(torch.tensor([[7]], device=DEVICE), cache=cache)
 print(
     "layers:",
-    cache.n_layers,
+    len(cache.layers),
     "| keys of layer 0:",
-    tuple(cache.keys[0].shape),
+    tuple(cache[0].keys.shape),
     "| cached positions:",
     len(cache),
 )
 fig, ax = plt.subplots(figsize=(9, 3.6))
-last = cache.keys[0][0, 0, -20:].float().cpu().numpy()  # the last 20 cached positions (20, head_dim)
+last = cache[0].keys[0, 0, -20:].float().cpu().numpy()  # the last 20 cached positions (20, head_dim)
 ax.imshow(
     last,
     aspect="auto",
@@ -256,19 +256,18 @@ def quantize_int8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 long_prompt = torch.randint(0, 256, (1, 200), device=DEVICE)
-exact_cache, q_cache = model.new_kv_cache(), model.new_kv_cache()
+exact_cache, q_cache = model.init_cache(1), model.init_cache(1)
 next_tok = torch.tensor([[3]], device=DEVICE)
 with torch.no_grad():
-    model(long_prompt, kv_cache=exact_cache)
-    model(long_prompt, kv_cache=q_cache)
+    model(long_prompt, cache=exact_cache)
+    model(long_prompt, cache=q_cache)
     int8_bytes = 0
-    for i in range(cfg.n_layers):  # replace the stored K/V by their int8 round trip
-        for store in (q_cache.keys, q_cache.values):
-            q, s = quantize_int8(store[i])
-            int8_bytes += q.numel() + s.numel() * 4
-            store[i] = q.float() * s
-    exact = model(next_tok, kv_cache=exact_cache)[0, -1]
-    approx = model(next_tok, kv_cache=q_cache)[0, -1]
+    for layer in q_cache:  # replace each layer's stored K/V by their int8 round trip
+        (qk, sk), (qv, sv) = quantize_int8(layer.keys), quantize_int8(layer.values)
+        int8_bytes += qk.numel() + qv.numel() + (sk.numel() + sv.numel()) * 4
+        layer.keys, layer.values = qk.float() * sk, qv.float() * sv
+    exact = model(next_tok, cache=exact_cache)[0, -1]
+    approx = model(next_tok, cache=q_cache)[0, -1]
 rel_err = float((approx - exact).norm() / exact.norm())
 print(f"fp32 cache {exact_cache.nbytes() / 1e6:.2f} MB -> int8 {int8_bytes / 1e6:.2f} MB; "
       f"relative logit error {rel_err:.2e}; same argmax: {bool(approx.argmax() == exact.argmax())}")  # fmt: skip
@@ -295,5 +294,5 @@ print(f"speed-up {speedup:.1f}x")
 # - Rebuild the model with `n_kv_heads=8` (plain multi-head attention): measure the cache size and
 #   the decode speed. Then `n_kv_heads=1` (MQA).
 # - Quantize to 4 bits (`/ 7` instead of `/ 127`, clamp to [-8, 7]): how large is the logit error?
-# - Implement eviction for a sliding-window model: after each step, `cache.keys[i] = cache.keys[i][..., -W:, :]`.
+# - Implement eviction for a sliding-window model: after each step, `layer.keys = layer.keys[..., -W:, :]` for each `layer` of the cache (and the values).
 #   What breaks in the position bookkeeping, and how would you fix it?

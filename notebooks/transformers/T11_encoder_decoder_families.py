@@ -34,8 +34,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import bestiary
-from bestiary.models.transformer.encoder import Encoder, EncoderConfig
-from bestiary.models.transformer.encoder_decoder import EncoderDecoder, EncoderDecoderConfig
 
 QUICK = bestiary.quick()
 DEVICE = bestiary.device()
@@ -188,10 +186,16 @@ plt.show()
 # because we know the answer has at most three digits.
 
 # %%
-bert = Encoder(
-    EncoderConfig(
-        vocab_size=V, d_model=64, n_layers=2, n_heads=4, d_ff=128, max_seq_len=8, dropout=0.0, pooler=False
-    )
+bert = bestiary.build(
+    "encoder_only",
+    vocab_size=V,
+    d_model=64,
+    n_layers=2,
+    n_heads=4,
+    d_ff=128,
+    max_seq_len=8,
+    dropout=0.0,
+    pooler=False,
 ).to(DEVICE)
 slots = nn.Linear(64, 3 * 10).to(DEVICE)  # hundreds, tens, units
 bert.slots = slots  # register the head so the optimizer sees it
@@ -202,7 +206,7 @@ def bert_batch(ns: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     return tokens, (tokens != PAD).long()
 
 
-def bert_loss(model: Encoder, ns: list[int]) -> torch.Tensor:
+def bert_loss(model: nn.Module, ns: list[int]) -> torch.Tensor:
     tokens, mask = bert_batch(ns)
     logits = model.slots(model(tokens, mask)[:, 0]).view(-1, 3, 10)  # (B, 3 slots, 10 digits)
     digits = torch.tensor([[n // 100, n // 10 % 10, n % 10] for n in ns], device=DEVICE)
@@ -210,7 +214,7 @@ def bert_loss(model: Encoder, ns: list[int]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def bert_predict(model: Encoder, ns: list[int]) -> list[list[int]]:
+def bert_predict(model: nn.Module, ns: list[int]) -> list[list[int]]:
     model.eval()
     tokens, mask = bert_batch(ns)
     digits = model.slots(model(tokens, mask)[:, 0]).view(-1, 3, 10).argmax(-1).tolist()
@@ -258,8 +262,8 @@ def gpt_predict(model: nn.Module, ns: list[int], max_new: int = 4) -> list[list[
     model.eval()
     prompts = pad_left([source(n) + [SEP] for n in ns]).to(DEVICE)
     keep = prompts != PAD  # (B, T) real tokens
-    cache = model.new_kv_cache()
-    logits = model(prompts, kv_cache=cache, padding_mask=keep)
+    cache = model.init_cache(prompts.shape[0])
+    logits = model(prompts, cache=cache, padding_mask=keep)
     outputs, done = [], torch.zeros(len(ns), dtype=torch.bool, device=DEVICE)
     for _ in range(max_new):
         nxt = logits[:, -1].argmax(-1)  # (B,) greedy
@@ -268,7 +272,7 @@ def gpt_predict(model: nn.Module, ns: list[int], max_new: int = 4) -> list[list[
         if done.all():
             break
         keep = torch.cat([keep, torch.ones(len(ns), 1, dtype=torch.bool, device=DEVICE)], dim=1)
-        logits = model(nxt[:, None], kv_cache=cache, padding_mask=keep)
+        logits = model(nxt[:, None], cache=cache, padding_mask=keep)
     rows = torch.stack(outputs, 1).tolist()
     return [r[: r.index(EOS)] if EOS in r else r for r in rows]
 
@@ -282,26 +286,25 @@ print(f"GPT-like decoder: exact match on unseen numbers {gpt_acc:.1%}")
 #
 # The encoder reads the words bidirectionally; the decoder starts from `<bos>` and writes digits,
 # each step attending causally to what it has written and fully to the encoder's output. The loss
-# is on every target token. `EncoderDecoder` reproduces T5's layout (relative position buckets, no
-# biases, RMSNorm; `bestiary.llm.t5_small()` is the published 60.5M-parameter size).
+# is on every target token. `encoder_decoder` reproduces T5's layout (relative position buckets, no
+# biases, RMSNorm; `bestiary.build("t5_small")` is the published 60.5M-parameter size).
 
 # %%
-t5 = EncoderDecoder(
-    EncoderDecoderConfig(
-        vocab_size=V,
-        d_model=64,
-        n_layers=2,
-        n_heads=4,
-        head_dim=16,
-        d_ff=128,
-        num_buckets=16,
-        max_distance=16,
-        dropout=0.0,
-    )
+t5 = bestiary.build(
+    "encoder_decoder",
+    vocab_size=V,
+    d_model=64,
+    n_layers=2,
+    n_heads=4,
+    head_dim=16,
+    d_ff=128,
+    num_buckets=16,
+    max_distance=16,
+    dropout=0.0,
 ).to(DEVICE)
 
 
-def t5_loss(model: EncoderDecoder, ns: list[int]) -> torch.Tensor:
+def t5_loss(model: nn.Module, ns: list[int]) -> torch.Tensor:
     src = pad_right([source(n) for n in ns]).to(DEVICE)
     tgt = pad_right([[BOS] + target(n) + [EOS] for n in ns]).to(DEVICE)
     labels = tgt[:, 1:].masked_fill(tgt[:, 1:] == PAD, -100)
@@ -310,7 +313,7 @@ def t5_loss(model: EncoderDecoder, ns: list[int]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def t5_predict(model: EncoderDecoder, ns: list[int], max_new: int = 4) -> list[list[int]]:
+def t5_predict(model: nn.Module, ns: list[int], max_new: int = 4) -> list[list[int]]:
     model.eval()
     src = pad_right([source(n) for n in ns]).to(DEVICE)
     memory = model.encode(src, src != PAD)  # the encoder runs once

@@ -13,8 +13,9 @@ module class:
     class MLP(nn.Module):
         def __init__(self, config: Config): ...
 
-        @staticmethod
-        def example_input(config: Config, batch: int = 2) -> torch.Tensor: ...
+The registry builds an example input from the card's `input_kind` (`default_example_input`); a
+model defines a static `example_input(config, batch)` only where its input is special (NeRF's
+points and directions, a camera pose).
 
 The registry is filled by importing every module under `bestiary.models` (lazily, on first use):
 there is no second, hand-kept list of names.
@@ -79,6 +80,9 @@ class ModelCard:
     presets: dict[str, Preset] = field(default_factory=dict)
     causal: bool = False  # sequence models: may position t see only positions <= t?
     outputs: str = "a tensor"  # what forward returns, in words (for dict/dataclass outputs)
+    # False for a reference architecture outside the 267-name catalog (BERT's encoder, T5), which
+    # the catalog's families build on and compare against
+    in_catalog: bool = True
 
     @property
     def options(self) -> list[str]:
@@ -101,7 +105,11 @@ class ModelCard:
         return self.config_cls(**values)
 
     def example_input(self, config: Any, batch: int = 2) -> Any:
-        return self.model_cls.example_input(config, batch)
+        """The model's own `example_input` if it defines one, else the default for its input kind."""
+        own = getattr(self.model_cls, "example_input", None)
+        if callable(own):
+            return own(config, batch)
+        return default_example_input(self.input_kind, config, batch)
 
     def __str__(self) -> str:
         lines = [
@@ -114,6 +122,28 @@ class ModelCard:
         if self.presets:
             lines.append(f"  presets: {', '.join(self.presets)}")
         return "\n".join(lines)
+
+
+#: sequence length of default example inputs: long enough to exercise masks and caches, short
+#: enough that the registry sweep stays fast
+EXAMPLE_SEQ_LEN = 16
+DEFAULT_INPUT_KINDS = ("vector", "sequence", "tokens", "image")
+
+
+def default_example_input(input_kind: str, config: Any, batch: int = 2) -> torch.Tensor:
+    """A random input of the right shape for `input_kind`, read from the config's standard options:
+    vector (B, in_dim); sequence (B, T, in_dim); tokens (B, T) ids below vocab_size; image
+    (B, in_channels, image_size, image_size). T = min(EXAMPLE_SEQ_LEN, max_seq_len)."""
+    seq_len = min(EXAMPLE_SEQ_LEN, getattr(config, "max_seq_len", None) or EXAMPLE_SEQ_LEN)
+    if input_kind == "vector":
+        return torch.randn(batch, config.in_dim)
+    if input_kind == "sequence":
+        return torch.randn(batch, seq_len, config.in_dim)
+    if input_kind == "tokens":
+        return torch.randint(0, config.vocab_size, (batch, seq_len))
+    if input_kind == "image":
+        return torch.randn(batch, config.in_channels, config.image_size, config.image_size)
+    raise ValueError(f"no default example input for {input_kind!r} input; the model defines example_input")
 
 
 _MODELS: dict[str, ModelCard] = {}
@@ -135,6 +165,7 @@ def register(
     presets: dict[str, Preset] | None = None,
     causal: bool = False,
     outputs: str = "a tensor",
+    in_catalog: bool = True,
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator that adds an architecture to the registry (see the module docstring)."""
     if not dataclasses.is_dataclass(config):
@@ -143,8 +174,11 @@ def register(
         raise ValueError(f"input_kind must be one of {INPUT_KINDS}, got {input_kind!r}")
 
     def decorate(model_cls: type[nn.Module]) -> type[nn.Module]:
-        if not callable(getattr(model_cls, "example_input", None)):
-            raise TypeError(f"{model_cls.__name__} needs a static method example_input(config, batch)")
+        if input_kind not in DEFAULT_INPUT_KINDS and not callable(getattr(model_cls, "example_input", None)):
+            raise TypeError(
+                f"{model_cls.__name__} takes {input_kind!r} input, which has no default example: "
+                "give it a static method example_input(config, batch)"
+            )
         if name in _MODELS and _MODELS[name].model_cls.__qualname__ != model_cls.__qualname__:
             raise ValueError(f"model name {name!r} is registered twice")
         card = ModelCard(
@@ -161,6 +195,7 @@ def register(
             presets=dict(presets or {}),
             causal=causal,
             outputs=outputs,
+            in_catalog=in_catalog,
         )
         card.make_config(tiny=True)  # fail at import time if the tiny overrides are wrong
         _MODELS[name] = card

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import bestiary
-from bestiary.generation import beam_search, generate, stream, stream_text, supports_kv_cache
+from bestiary.generation import beam_search, generate, stream, stream_text, supports_cache
 from bestiary.tokenizers import CharTokenizer
 
 
@@ -47,11 +47,11 @@ def test_greedy_equals_manual_argmax_loop(bigram):
         tok = int(bigram.log_table[tok].argmax())
         expected.append(tok)
     assert out[0].tolist() == expected
-    assert not supports_kv_cache(bigram)
+    assert not supports_cache(bigram)
 
 
 def test_cached_and_uncached_generation_are_identical(lm):
-    assert supports_kv_cache(lm)
+    assert supports_cache(lm)
     prompt = torch.randint(0, 64, (3, 5))
     greedy_c = generate(lm, prompt, 30, temperature=0, use_cache=True)
     greedy_u = generate(lm, prompt, 30, temperature=0, use_cache=False)
@@ -71,10 +71,10 @@ def test_cached_path_feeds_one_token_per_step(bigram):
             super().__init__()
             self.inner = inner
 
-        def new_kv_cache(self):
+        def init_cache(self, batch):
             return object()
 
-        def forward(self, tokens, kv_cache=None):
+        def forward(self, tokens, cache=None):
             calls.append(tokens.shape[1])
             return torch.zeros(tokens.shape[0], tokens.shape[1], 7)
 

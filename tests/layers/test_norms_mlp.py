@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bestiary.layers import FeedForward, RMSNorm, SwiGLU, TransformerBlock, make_norm
+from bestiary.layers import FeedForward, RMSNorm, SwiGLU, make_norm
 
 
 def test_rmsnorm_matches_torch():
@@ -33,16 +33,3 @@ def test_mlps_follow_their_formulas():
     sw = SwiGLU(8, 16)
     expected = (F.silu(x @ sw.gate.weight.T) * (x @ sw.up.weight.T)) @ sw.down.weight.T
     torch.testing.assert_close(sw(x), expected)
-
-
-def test_block_residual_layouts():
-    x = torch.randn(2, 4, 8)
-    pre = TransformerBlock(8, 2, 16, norm="layernorm", mlp="gelu", pre_norm=True).eval()
-    h = x + pre.attn(pre.attn_norm(x), is_causal=True)
-    torch.testing.assert_close(pre(x, is_causal=True), h + pre.mlp(pre.mlp_norm(h)))
-    post = TransformerBlock(8, 2, 16, norm="layernorm", mlp="gelu", pre_norm=False).eval()
-    h = post.attn_norm(x + post.attn(x))
-    torch.testing.assert_close(post(x), post.mlp_norm(h + post.mlp(h)))
-    cross = TransformerBlock(8, 2, 16, cross_attention=True)
-    with pytest.raises(ValueError, match="context"):
-        cross(x)

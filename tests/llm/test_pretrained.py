@@ -62,8 +62,8 @@ def test_smollm2_cached_generation_matches_uncached(smollm2):
     ids = torch.tensor([tokenizer.encode("Once upon a time")])
     with torch.no_grad():
         full = model(ids)
-        cache = model.new_kv_cache()
-        steps = torch.cat([model(ids[:, :2], kv_cache=cache), model(ids[:, 2:], kv_cache=cache)], dim=1)
+        cache = model.init_cache(ids.shape[0])
+        steps = torch.cat([model(ids[:, :2], cache=cache), model(ids[:, 2:], cache=cache)], dim=1)
     torch.testing.assert_close(steps, full, atol=1e-4, rtol=1e-4)
 
 

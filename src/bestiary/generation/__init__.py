@@ -12,7 +12,7 @@ from bestiary.generation.generate import (
     generate,
     stream,
     stream_text,
-    supports_kv_cache,
+    supports_cache,
 )
 from bestiary.generation.sampling import (
     SamplingParams,
@@ -37,7 +37,7 @@ __all__ = [
     "sample_next",
     "stream",
     "stream_text",
-    "supports_kv_cache",
+    "supports_cache",
     "top_k_filter",
     "top_p_filter",
 ]

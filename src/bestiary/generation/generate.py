@@ -1,9 +1,11 @@
 """Autoregressive generation for any language model: sampling, streaming, beam search.
 
 A model is anything callable as `model(tokens) -> logits`, tokens (B, T) long, logits (B, T, V).
-If it also has `new_kv_cache()` and accepts `model(tokens, kv_cache=cache)` (our `decoder_only`),
-generation reuses the keys/values of past positions: after the prompt, each step feeds only the
-newest token (O(T) work per token instead of O(T²)). Both paths give the same tokens.
+If it also has `init_cache(batch)` and accepts `model(tokens, cache=cache)` (every Bestiary language
+model whose token mixers can decode incrementally: `decoder_only`, `build_lm(...)` over such a
+backbone), generation keeps what the past positions left behind (attention's keys and values, a
+recurrent layer's state): after the prompt, each step feeds only the newest token (O(T) or O(1)
+work per token instead of re-reading all T). Both paths give the same tokens.
 
     out = generate(model, prompt, max_new_tokens=50, temperature=0.8, top_p=0.95)
     for token in stream(model, prompt_ids, max_new_tokens=50): print(token)
@@ -24,15 +26,17 @@ from typing import Any
 import torch
 
 from bestiary.generation.sampling import SamplingParams, sample_next
+from bestiary.layers.mixer import can_decode
 
-__all__ = ["beam_search", "context_length_of", "generate", "stream", "stream_text", "supports_kv_cache"]
+__all__ = ["beam_search", "context_length_of", "generate", "stream", "stream_text", "supports_cache"]
 
 Model = Callable[..., torch.Tensor]
 
 
-def supports_kv_cache(model: Any) -> bool:
-    """True for models exposing `new_kv_cache()` (they accept `kv_cache=` in forward)."""
-    return callable(getattr(model, "new_kv_cache", None))
+def supports_cache(model: Any) -> bool:
+    """True for models that can decode incrementally: `init_cache(batch)` exists and doesn't refuse
+    (they accept `cache=` in forward)."""
+    return can_decode(model)
 
 
 def context_length_of(model: Any) -> int | None:
@@ -48,13 +52,11 @@ def context_length_of(model: Any) -> int | None:
 def _last_logits(model: Model, tokens: torch.Tensor, **kwargs: Any) -> torch.Tensor:
     """Logits of the last position only (B, V).
 
-    Models that expose `hidden_states(...)` and `lm_head` (our decoder_only) skip the output
-    projection for every other position: at prefill that projection (T x d_model x vocab) can cost
-    as much as the rest of the model for a large vocabulary."""
-    if callable(getattr(model, "hidden_states", None)) and isinstance(
-        getattr(model, "lm_head", None), torch.nn.Module
-    ):
-        return model.lm_head(model.hidden_states(tokens, **kwargs)[:, -1, :])  # (B, V)
+    Models that split `forward` into `forward_features` and `forward_head` (our language models)
+    skip the output projection for every other position: at prefill that projection
+    (T x d_model x vocab) can cost as much as the rest of the model for a large vocabulary."""
+    if callable(getattr(model, "forward_features", None)) and callable(getattr(model, "forward_head", None)):
+        return model.forward_head(model.forward_features(tokens, **kwargs)[:, -1, :])  # (B, V)
     return model(tokens, **kwargs)[:, -1, :]  # (B, V)
 
 
@@ -90,11 +92,13 @@ def _token_steps(
     """Yield the next token ids (B,) one step at a time; `tokens` (B, T) is the prompt."""
     if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-    cache_ok = supports_kv_cache(model)
+    cache_ok = supports_cache(model)
     if use_cache is None:
         use_cache = cache_ok
     elif use_cache and not cache_ok:
-        raise ValueError(f"use_cache=True but {type(model).__name__} has no new_kv_cache() method")
+        raise ValueError(
+            f"use_cache=True but {type(model).__name__} cannot decode incrementally (no init_cache)"
+        )
     if context_length is None:
         context_length = context_length_of(model)
     T = tokens.shape[1]
@@ -111,13 +115,13 @@ def _token_steps(
             )
     context = tokens
     with torch.no_grad():
-        cache = model.new_kv_cache() if use_cache else None
+        cache = model.init_cache(tokens.shape[0]) if use_cache else None
         logits = None
         for step in range(max_new_tokens):
             if use_cache:
                 # step 0: the whole prompt fills the cache; later: only the newest token
                 feed = context if step == 0 else context[:, -1:]
-                logits = _last_logits(model, feed, kv_cache=cache)  # (B, V)
+                logits = _last_logits(model, feed, cache=cache)  # (B, V)
             else:
                 window = context if context_length is None else context[:, -context_length:]
                 logits = _last_logits(model, window)  # (B, V): the whole window every step
@@ -145,7 +149,7 @@ def generate(
 ) -> torch.Tensor:
     """Prompt (T,) or (B, T) -> prompt + continuation (B, T + N), N <= max_new_tokens.
 
-    `temperature=0` is greedy decoding. `use_cache=None` uses a KV cache when the model has one.
+    `temperature=0` is greedy decoding. `use_cache=None` decodes incrementally when the model can.
     Generation stops early once every row has produced `eos_token_id`; rows that finished earlier
     are padded with it. Pass a seeded `torch.Generator` for reproducible sampling.
     """

@@ -1,21 +1,27 @@
-"""Scaled dot-product attention and multi-head attention (MHA, and MQA/GQA via n_kv_heads).
+"""Softmax attention as a token mixer: multi-head self-attention (MHA, MQA, GQA) and cross-attention.
 
 "Attention Is All You Need" (Vaswani et al., 2017, arXiv:1706.03762); multi-query attention from
 "Fast Transformer Decoding: One Write-Head is All You Need" (Shazeer, 2019, arXiv:1911.02150);
 grouped-query attention from "GQA: Training Generalized Multi-Query Transformer Models"
 (Ainslie et al., 2023, arXiv:2305.13245).
 
-Two paths compute the same thing: `F.scaled_dot_product_attention` (fast, fused) and a readable
-manual one (`manual=True`), which is what a learner should read first. Tests check they agree.
+`MultiHeadAttention` follows the token-mixer contract of `bestiary.layers.mixer`:
 
-`MultiHeadAttention.forward` also takes, all optional:
-  rope        a `RotaryEmbedding` (or any callable (x, positions) -> x) applied to q and k at absolute positions start_pos .. start_pos+T-1;
-  kv_cache    a `KVCache`: new keys/values are appended for layer `layer_idx`, attention runs over
-              everything cached (cached and uncached forwards give the same outputs);
-  attn_bias   an additive float score bias broadcastable to (B, H, Tq, Tk) (ALiBi, T5);
-  window      sliding-window size for causal attention;
-  rope_context  with `context` and `rope`: rotate the context keys by their own positions 0..S-1
-              (cross-attention between two sequences that share a position axis).
+    attn = MultiHeadAttention(d_model, n_heads, causal=True, rope=RotaryEmbedding(head_dim))
+    y = attn(x)                              # (B, T, D) -> (B, T, D)
+    cache = attn.init_cache(batch)           # a KVCache
+    y = attn(x_prompt, cache=cache); y = attn(x_next, cache=cache)   # same outputs, incrementally
+
+Everything about positions is set when the layer is built, never passed per call: `causal`, a
+sliding `window`, a `rope` (a `RotaryEmbedding`, or any callable (x, positions) -> x applied to
+q and k at their absolute positions), `alibi` (the per-head distance penalty), or a `score_bias`
+callable (t_query, t_key, start_pos) -> additive score bias (T5's learned relative buckets). The
+only per-call extra is `mask`, because padding belongs to the data: (B, T_keys) with True for real
+tokens, or any boolean mask broadcastable to (B, H, T_query, T_keys).
+
+Two paths compute the same thing: `F.scaled_dot_product_attention` (fast, fused) and a readable
+manual one (`manual=True` at construction), which is what a learner should read first. Tests check
+they agree.
 """
 
 from __future__ import annotations
@@ -29,10 +35,10 @@ from torch import nn
 
 from bestiary.layers.checks import check_shape
 from bestiary.layers.kv_cache import KVCache
-from bestiary.layers.masks import causal_mask, combine_masks, sliding_window_mask
-from bestiary.layers.positions import RotaryEmbedding, apply_rotary
+from bestiary.layers.masks import causal_mask, combine_masks, padding_mask, sliding_window_mask
+from bestiary.layers.positions import RotaryEmbedding, alibi_bias, apply_rotary
 
-__all__ = ["MultiHeadAttention", "causal_mask", "scaled_dot_product_attention"]
+__all__ = ["CrossAttention", "MultiHeadAttention", "causal_mask", "scaled_dot_product_attention"]
 
 
 def scaled_dot_product_attention(
@@ -97,11 +103,13 @@ def scaled_dot_product_attention(
 
 
 class MultiHeadAttention(nn.Module):
-    """Self- or cross-attention with `n_heads` query heads sharing `n_kv_heads` key/value heads.
+    """Self-attention with `n_heads` query heads sharing `n_kv_heads` key/value heads.
 
     n_kv_heads == n_heads is MHA, 1 is MQA, anything between is GQA.
-    x (B, T, d_model) -> (B, T, d_model). Pass `context` (B, S, d_model) for cross-attention.
+    x (B, T, d_model) -> (B, T, d_model).
     `scale` overrides 1/sqrt(head_dim) (T5 uses 1.0: its init absorbs the scaling).
+    `qkv_bias` (default: `bias`) is one bool for q, k and v, or three (DINOv3's k has none);
+    `out_bias` (default: `bias`) is the output projection's (ViT keeps it when q/k/v have none).
     `fused_qkv=True` keeps q, k and v in one `qkv_proj` Linear, rows stacked q | k | v (GPT-2's
     `c_attn`, GPT-NeoX, Phi); otherwise three, `q_proj` / `k_proj` / `v_proj` (Llama, BERT, T5).
     Same math either way; the choice only decides how the checkpoint names them.
@@ -111,12 +119,21 @@ class MultiHeadAttention(nn.Module):
         self,
         d_model: int,
         n_heads: int,
+        *,
         n_kv_heads: int | None = None,
         head_dim: int | None = None,
         bias: bool = True,
+        qkv_bias: bool | tuple[bool, bool, bool] | None = None,
+        out_bias: bool | None = None,
         dropout: float = 0.0,
+        causal: bool = False,
+        window: int | None = None,
+        rope: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        alibi: bool = False,
+        score_bias: Callable[[int, int, int], torch.Tensor] | None = None,
         scale: float | None = None,
         fused_qkv: bool = False,
+        manual: bool = False,
     ):
         super().__init__()
         n_kv_heads = n_kv_heads or n_heads
@@ -126,96 +143,153 @@ class MultiHeadAttention(nn.Module):
             head_dim = d_model // n_heads
         if n_heads % n_kv_heads:
             raise ValueError(f"n_heads={n_heads} must be a multiple of n_kv_heads={n_kv_heads}")
+        if window is not None and (window < 1 or not causal):
+            raise ValueError(
+                f"a sliding window must be >= 1 and causal, got window={window}, causal={causal}"
+            )
         self.d_model, self.n_heads, self.n_kv_heads, self.head_dim = d_model, n_heads, n_kv_heads, head_dim
         self.dropout = dropout
+        self.causal, self.window, self.alibi = causal, window, alibi
+        self.rope = rope  # a RotaryEmbedding has no parameters: sharing one across layers is free
+        # a callable, not a submodule: T5 shares one bias table across all layers of a stack, and
+        # the stack owns it (a bound method keeps it out of this layer's state_dict)
+        self.score_bias = score_bias
         self.scale = scale
         self.fused_qkv = fused_qkv
+        self.manual = manual
+        q_bias, k_bias, v_bias = (
+            (bias,) * 3 if qkv_bias is None else ((qkv_bias,) * 3 if isinstance(qkv_bias, bool) else qkv_bias)
+        )
         if fused_qkv:
-            self.qkv_proj = nn.Linear(d_model, (n_heads + 2 * n_kv_heads) * head_dim, bias=bias)
+            if not q_bias == k_bias == v_bias:
+                raise ValueError("fused_qkv needs one bias setting for q, k and v")
+            self.qkv_proj = nn.Linear(d_model, (n_heads + 2 * n_kv_heads) * head_dim, bias=q_bias)
         else:
-            self.q_proj = nn.Linear(d_model, n_heads * head_dim, bias=bias)
-            self.k_proj = nn.Linear(d_model, n_kv_heads * head_dim, bias=bias)
-            self.v_proj = nn.Linear(d_model, n_kv_heads * head_dim, bias=bias)
-        self.out_proj = nn.Linear(n_heads * head_dim, d_model, bias=bias)
+            self.q_proj = nn.Linear(d_model, n_heads * head_dim, bias=q_bias)
+            self.k_proj = nn.Linear(d_model, n_kv_heads * head_dim, bias=k_bias)
+            self.v_proj = nn.Linear(d_model, n_kv_heads * head_dim, bias=v_bias)
+        self.out_proj = nn.Linear(n_heads * head_dim, d_model, bias=bias if out_bias is None else out_bias)
 
-    def _project_qkv(
-        self, x: torch.Tensor, source: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """q from x; k and v from source (x itself for self-attention). Each (B, T, heads * Dh)."""
+    def init_cache(self, batch: int, **_: object) -> KVCache:
+        """An empty KVCache (it sizes itself from the first keys it stores)."""
+        if not self.causal:
+            raise ValueError(
+                "a bidirectional attention layer cannot decode token by token: every position "
+                "sees the future (build it with causal=True)"
+            )
+        return KVCache()
+
+    def _split_heads(self, t: torch.Tensor, n_heads: int) -> torch.Tensor:
+        B, T, _ = t.shape
+        return t.view(B, T, n_heads, self.head_dim).transpose(1, 2)  # (B, heads, T, Dh)
+
+    def _project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v (B, T, heads * Dh) from x."""
         q_size, kv_size = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
         if self.fused_qkv:
-            if source is x:
-                return self.qkv_proj(x).split([q_size, kv_size, kv_size], dim=-1)
-            # cross-attention: the q rows read x, the k and v rows read the context
-            weight, bias = self.qkv_proj.weight, self.qkv_proj.bias
-            q = F.linear(x, weight[:q_size], None if bias is None else bias[:q_size])
-            kv = F.linear(source, weight[q_size:], None if bias is None else bias[q_size:])
-            return (q, *kv.split([kv_size, kv_size], dim=-1))
+            return self.qkv_proj(x).split([q_size, kv_size, kv_size], dim=-1)
         projections = (self.q_proj, self.k_proj, self.v_proj)
-        if (
-            source is x
-            and torch.is_grad_enabled()
-            and all(type(p) is nn.Linear for p in projections)  # not wrapped (LoRA) or quantised
-        ):
+        if torch.is_grad_enabled() and all(type(p) is nn.Linear for p in projections):
             # Training: one matmul against the three stacked weight matrices is the same math as
             # three, but faster (and its backward is one matmul instead of three plus a sum).
             # Without gradients (generation, one token at a time) stacking would copy every
             # weight per call, costing as much as the matmul itself, so we keep three there.
+            # Only plain Linear layers are stacked: a wrapped one (an adapter) runs its own forward.
             weight = torch.cat([p.weight for p in projections])
             bias = None
-            if any(p.bias is not None for p in projections):  # (DINOv3's k_proj alone has no bias)
+            if any(p.bias is not None for p in projections):
                 bias = torch.cat(
                     [p.bias if p.bias is not None else x.new_zeros(p.out_features) for p in projections]
                 )
             return F.linear(x, weight, bias).split([q_size, kv_size, kv_size], dim=-1)
-        return self.q_proj(x), self.k_proj(source), self.v_proj(source)
+        return self.q_proj(x), self.k_proj(x), self.v_proj(x)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        context: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
-        is_causal: bool = False,
-        manual: bool = False,
-        *,
-        rope: RotaryEmbedding | Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-        start_pos: int = 0,
-        kv_cache: KVCache | None = None,
-        layer_idx: int = 0,
-        attn_bias: torch.Tensor | None = None,
-        window: int | None = None,
-        rope_context: bool = False,
+    def _rotate(self, t: torch.Tensor, start: int) -> torch.Tensor:
+        positions = torch.arange(start, start + t.shape[-2], device=t.device)
+        return self.rope(t, positions)
+
+    def _attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, start: int
     ) -> torch.Tensor:
-        check_shape(x, "B T D", name="x", D=self.d_model)
-        source = x if context is None else context
-        B, T, _ = x.shape
-        S = source.shape[1]
-        q, k, v = self._project_qkv(x, source)
-        q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, Dh)
-        k = k.view(B, S, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, S, Dh)
-        v = v.view(B, S, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, S, Dh)
-        if rope is not None:  # rotate by absolute position; cached keys were rotated when stored
-            positions = torch.arange(start_pos, start_pos + T, device=x.device)
-            if isinstance(rope, RotaryEmbedding) and context is None:
-                cos, sin = rope.cos_sin(positions)  # one table for q and k
-                q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-            else:
-                q = rope(q, positions)
-                if context is None:
-                    k = rope(k, positions)
-            # cross-attention over a sequence with its own positions 0..S-1
-            if context is not None and rope_context:
-                k = rope(k, torch.arange(S, device=x.device))
-        if kv_cache is not None:
-            k, v = kv_cache.update(layer_idx, k, v)  # (B, Hkv, start_pos + T, Dh)
-        if window is not None:  # sliding window: also causal, so it replaces is_causal
-            mask = combine_masks(mask, sliding_window_mask(T, k.shape[-2], window, x.device))
+        """Heads (B, H, T, Dh) and (B, Hkv, Tk, Dh) -> output (B, T, d_model)."""
+        B, _, T, _ = q.shape
+        t_key = k.shape[-2]
+        if mask is not None and mask.dim() == 2:  # (B, Tk) padding: True = a real token
+            mask = padding_mask(mask)  # (B, 1, 1, Tk)
+        bias = None
+        if self.alibi:
+            bias = alibi_bias(self.n_heads, T, t_key, q.device)  # (H, T, Tk)
+        if self.score_bias is not None:
+            extra = self.score_bias(T, t_key, start)  # (1, H, T, Tk)
+            bias = extra if bias is None else bias + extra
+        is_causal = self.causal
+        if self.window is not None:  # sliding window: also causal, so it replaces is_causal
+            mask = combine_masks(mask, sliding_window_mask(T, t_key, self.window, q.device))
             is_causal = False
         # with n_kv_heads < n_heads, k and v stay (B, Hkv, Tk, Dh): each group of n_heads / n_kv_heads
         # query heads shares one k/v head (SDPA's enable_gqa; the manual path repeats them)
         dropout_p = self.dropout if self.training else 0.0
         out = scaled_dot_product_attention(
-            q, k, v, mask, is_causal, dropout_p, manual, scale=self.scale, attn_bias=attn_bias
+            q, k, v, mask, is_causal, dropout_p, self.manual, scale=self.scale, attn_bias=bias
         )  # (B, H, T, Dh)
         out = out.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)  # (B, T, H*Dh)
         return self.out_proj(out)
+
+    def forward(
+        self, x: torch.Tensor, *, cache: KVCache | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """x (B, T, d_model) -> (B, T, d_model). With `cache`, x holds the positions after the
+        cached ones: new keys and values are appended and attention runs over all of them."""
+        check_shape(x, "B T D", name="x", D=self.d_model)
+        start = 0 if cache is None else cache.length  # absolute position of x[:, 0]
+        q, k, v = self._project_qkv(x)
+        q = self._split_heads(q, self.n_heads)  # (B, H, T, Dh)
+        k = self._split_heads(k, self.n_kv_heads)  # (B, Hkv, T, Dh)
+        v = self._split_heads(v, self.n_kv_heads)  # (B, Hkv, T, Dh)
+        if self.rope is not None:  # rotate by absolute position; cached keys were rotated when stored
+            if isinstance(self.rope, RotaryEmbedding):  # one cos/sin table for q and k
+                cos, sin = self.rope.cos_sin(torch.arange(start, start + x.shape[1], device=x.device))
+                q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+            else:
+                q, k = self._rotate(q, start), self._rotate(k, start)
+        if cache is not None:
+            k, v = cache.update(k, v)  # (B, Hkv, start + T, Dh)
+        return self._attend(q, k, v, mask, start)
+
+
+class CrossAttention(MultiHeadAttention):
+    """Queries from x (B, T, d_model), keys and values from a `context` (B, S, d_model).
+
+    The decoder of an encoder-decoder reads the encoder's output this way. With `rope`, the queries
+    are rotated by their positions 0..T-1 and the context keys by theirs, 0..S-1 (two sequences
+    on one position axis, as in the Free Transformer); `causal=True` then lets query i see context
+    positions <= i.
+    """
+
+    def _project_qkv_cross(
+        self, x: torch.Tensor, context: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        q_size, kv_size = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
+        if self.fused_qkv:  # the q rows read x, the k and v rows read the context
+            weight, bias = self.qkv_proj.weight, self.qkv_proj.bias
+            q = F.linear(x, weight[:q_size], None if bias is None else bias[:q_size])
+            kv = F.linear(context, weight[q_size:], None if bias is None else bias[q_size:])
+            return (q, *kv.split([kv_size, kv_size], dim=-1))
+        return self.q_proj(x), self.k_proj(context), self.v_proj(context)
+
+    def init_cache(self, batch: int, **_: object) -> KVCache:
+        raise ValueError("cross-attention reads a fixed context: it has no per-token cache")
+
+    def forward(  # type: ignore[override]
+        self, x: torch.Tensor, context: torch.Tensor, *, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """x (B, T, d_model), context (B, S, d_model), mask: context padding (B, S) -> (B, T, d_model)."""
+        check_shape(x, "B T D", name="x", D=self.d_model)
+        check_shape(context, "B S D", name="context", B=x.shape[0], D=self.d_model)
+        q, k, v = self._project_qkv_cross(x, context)
+        q = self._split_heads(q, self.n_heads)  # (B, H, T, Dh)
+        k = self._split_heads(k, self.n_kv_heads)  # (B, Hkv, S, Dh)
+        v = self._split_heads(v, self.n_kv_heads)  # (B, Hkv, S, Dh)
+        if self.rope is not None:
+            q, k = self._rotate(q, 0), self._rotate(k, 0)
+        return self._attend(q, k, v, mask, 0)

@@ -1,7 +1,8 @@
 """Convolutional building blocks shared by the CNN families.
 
 - `ConvNormAct`: Conv2d -> BatchNorm -> activation, the unit every modern CNN is made of
-  (BatchNorm: Ioffe & Szegedy, 2015, arXiv:1502.03167).
+  (BatchNorm: Ioffe & Szegedy, 2015, arXiv:1502.03167); `norm` picks another feature-map norm
+  (`bestiary.layers.norms2d`).
 - `SqueezeExcite`: channel attention from "Squeeze-and-Excitation Networks" (Hu et al., 2017,
   arXiv:1709.01507).
 - `InvertedResidual`: the MBConv block of "MobileNetV2: Inverted Residuals and Linear Bottlenecks"
@@ -18,6 +19,7 @@ from torch import nn
 
 from bestiary.layers.drop_path import DropPath
 from bestiary.layers.mlp import make_activation
+from bestiary.layers.norms2d import make_norm2d
 
 
 def conv_activation(name: str) -> nn.Module:
@@ -43,7 +45,8 @@ def make_divisible(value: float, divisor: int = 8) -> int:
 class ConvNormAct(nn.Sequential):
     """Conv2d (no bias: the BatchNorm's shift replaces it) -> BatchNorm2d -> activation.
 
-    `padding` defaults to "same" for odd kernels at stride 1: (k - 1) // 2.
+    `padding` defaults to "same" for odd kernels at stride 1: (k - 1) // 2. `norm` is a kind of
+    `make_norm2d` ("batch", "layer", "instance", "group" with `norm_groups` groups, "none").
     """
 
     def __init__(
@@ -56,11 +59,15 @@ class ConvNormAct(nn.Sequential):
         activation: str = "relu",
         bn_eps: float = 1e-5,
         padding: int | None = None,
+        norm: str = "batch",
+        norm_groups: int = 8,
     ):
         padding = (kernel_size - 1) // 2 if padding is None else padding
         super().__init__(
             nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=False),
-            nn.BatchNorm2d(out_channels, eps=bn_eps),
+            nn.BatchNorm2d(out_channels, eps=bn_eps)
+            if norm == "batch"
+            else make_norm2d(norm, out_channels, norm_groups),
             conv_activation(activation),
         )
 

@@ -1,6 +1,6 @@
 """Kolmogorov–Arnold layers: learnable functions on the edges instead of fixed activations on the nodes.
 
-Two families of learnable 1-D functions, shared by `kan`, `kat` (and later `vision_kan`):
+Two families of learnable 1-D functions, shared by the `kan`, `kat` and `vision_kan` models:
 
 * B-splines — "KAN: Kolmogorov-Arnold Networks" (Liu et al., 2024, arXiv:2404.19756). Every edge
   i -> j of a `KANLinear` layer carries its own function

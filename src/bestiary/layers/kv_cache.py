@@ -1,78 +1,109 @@
-"""A key/value cache for autoregressive decoding.
+"""Caches for incremental decoding: what a token mixer remembers between generation steps.
 
-Generating token t+1 with a decoder only needs the new query; the keys and values of positions
-0..t do not change (causal attention: the past never sees the future). So each attention layer
-stores them once and appends one entry per step, turning an O(T²) re-computation per token into
-O(T). Used by `bestiary.models.transformer.decoder_only` through `MultiHeadAttention(kv_cache=...)`.
+Generating token t+1 only needs the new query; everything about positions 0..t is already known.
+Each mixer keeps what it needs from the past in its own cache, made by `mixer.init_cache(batch)`:
 
-    cache = KVCache(n_layers)
-    logits = model(prompt, kv_cache=cache)             # fills positions 0..T-1
-    logits = model(next_token[:, None], kv_cache=cache)  # start_pos = cache.length
+- softmax attention keeps every past key and value (`KVCache`): memory grows by one entry per token,
+  and a decoding step costs O(t) instead of recomputing O(t²);
+- a recurrent or state-space mixer keeps a fixed-size state (its own small class): O(1) per token.
+
+A model holds one cache per layer in a `Cache`, which also counts the positions seen so far (the
+absolute position of the next token, which learned position tables and RoPE need):
+
+    cache = model.init_cache(batch=1)
+    logits = model(prompt, cache=cache)               # fills positions 0..T-1
+    logits = model(next_token[:, None], cache=cache)  # position T, reads the rest from the cache
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 
 
 class KVCache:
-    """Per-layer keys and values, each (B, H_kv, T_cached, head_dim), grown by `update`.
+    """One attention layer's keys and values, each (B, H_kv, T_cached, head_dim), grown by `update`.
 
     Keys are stored AFTER the rotary embedding is applied (positions are absolute), and before
     grouped-query heads are repeated (the cache stays n_heads / n_kv_heads times smaller).
     """
 
-    def __init__(self, n_layers: int):
-        if n_layers < 1:
-            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
-        self.n_layers = n_layers
-        self.keys: list[torch.Tensor | None] = [None] * n_layers
-        self.values: list[torch.Tensor | None] = [None] * n_layers
-
-    def layer_length(self, layer_idx: int) -> int:
-        k = self.keys[layer_idx]
-        return 0 if k is None else k.shape[-2]
+    def __init__(self) -> None:
+        self.keys: torch.Tensor | None = None
+        self.values: torch.Tensor | None = None
 
     @property
     def length(self) -> int:
-        """Number of positions cached so far (read from layer 0, which is updated first)."""
-        return self.layer_length(0)
+        """Number of positions cached so far."""
+        return 0 if self.keys is None else self.keys.shape[-2]
 
     def __len__(self) -> int:
         return self.length
 
-    def update(self, layer_idx: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Append new k, v (B, H_kv, T_new, D) for one layer; return all keys/values so far."""
-        if not 0 <= layer_idx < self.n_layers:
-            raise IndexError(f"layer_idx {layer_idx} out of range for a cache of {self.n_layers} layers")
+    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append new k, v (B, H_kv, T_new, D); return all keys and values so far."""
         if k.shape != v.shape or k.dim() != 4:
             raise ValueError(
                 f"expected k and v of the same shape (B, H, T, D), got {tuple(k.shape)}, {tuple(v.shape)}"
             )
-        old_k, old_v = self.keys[layer_idx], self.values[layer_idx]
-        if old_k is not None:
-            if old_k.shape[:2] != k.shape[:2] or old_k.shape[-1] != k.shape[-1]:
+        if self.keys is not None:
+            if self.keys.shape[:2] != k.shape[:2] or self.keys.shape[-1] != k.shape[-1]:
                 raise ValueError(
-                    f"layer {layer_idx}: cached keys have shape {tuple(old_k.shape)}, new keys {tuple(k.shape)}"
+                    f"cached keys have shape {tuple(self.keys.shape)}, new keys {tuple(k.shape)}"
                 )
-            k = torch.cat([old_k, k], dim=-2)  # (B, H_kv, T_old + T_new, D)
-            v = torch.cat([old_v, v], dim=-2)
-        self.keys[layer_idx], self.values[layer_idx] = k, v
+            k = torch.cat([self.keys, k], dim=-2)  # (B, H_kv, T_old + T_new, D)
+            v = torch.cat([self.values, v], dim=-2)
+        self.keys, self.values = k, v
         return k, v
 
     def crop(self, length: int) -> None:
         """Forget every position >= `length` (e.g. rejected draft tokens in speculative decoding)."""
-        if length < 0:
-            raise ValueError(f"length must be >= 0, got {length}")
-        for i in range(self.n_layers):
-            if self.keys[i] is not None:
-                self.keys[i] = self.keys[i][..., :length, :]
-                self.values[i] = self.values[i][..., :length, :]
-
-    def reset(self) -> None:
-        self.keys = [None] * self.n_layers
-        self.values = [None] * self.n_layers
+        if self.keys is not None:
+            self.keys, self.values = self.keys[..., :length, :], self.values[..., :length, :]
 
     def nbytes(self) -> int:
-        """Memory held by the cache, in bytes."""
-        return sum(t.numel() * t.element_size() for t in self.keys + self.values if t is not None)
+        """Memory held, in bytes."""
+        return sum(t.numel() * t.element_size() for t in (self.keys, self.values) if t is not None)
+
+
+class Cache:
+    """A model's decoding memory: one per-layer cache for each mixer, plus the positions seen.
+
+    `length` is the absolute position of the next token. The model advances it after each forward
+    (`advance`), so it is right for any mixer, including those whose state does not grow.
+    """
+
+    def __init__(self, layers: Sequence[Any]):
+        self.layers = list(layers)
+        self.length = 0
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> Any:
+        return self.layers[index]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.layers)
+
+    def advance(self, n_tokens: int) -> None:
+        self.length += n_tokens
+
+    def crop(self, length: int) -> None:
+        """Forget every position >= `length`. Only caches that keep every position (KV caches) can
+        do this; a fixed-size recurrent state has already mixed the positions together."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"length must be in 0..{self.length}, got {length}")
+        for layer in self.layers:
+            if not callable(getattr(layer, "crop", None)):
+                raise TypeError(
+                    f"a {type(layer).__name__} cannot forget positions (it keeps a running state)"
+                )
+            layer.crop(length)
+        self.length = length
+
+    def nbytes(self) -> int:
+        """Memory held by every layer's cache, in bytes."""
+        return sum(layer.nbytes() for layer in self.layers)

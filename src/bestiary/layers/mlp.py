@@ -1,6 +1,8 @@
 """Position-wise feed-forward blocks: the classic two-layer MLP and the gated SwiGLU.
 
-SwiGLU: "GLU Variants Improve Transformer" (Shazeer, 2020, arXiv:2002.05202).
+SwiGLU: "GLU Variants Improve Transformer" (Shazeer, 2020, arXiv:2002.05202). Squared ReLU:
+"Primer: Searching for Efficient Transformers for Language Modeling" (So et al., 2021,
+arXiv:2109.08668); StarReLU: "MetaFormer Baselines for Vision" (Yu et al., 2022, arXiv:2210.13452).
 """
 
 from __future__ import annotations
@@ -11,6 +13,27 @@ from torch import nn
 
 from bestiary.layers.drop_path import make_dropout
 
+
+class SquaredReLU(nn.Module):
+    """relu(x)^2."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x) ** 2
+
+
+class StarReLU(nn.Module):
+    """s * relu(x)^2 + b with learned scalars s and b: squared ReLU, rescaled so that its output
+    has roughly zero mean and unit variance for a standard normal input (the defaults)."""
+
+    def __init__(self, scale: float = 0.8944, bias: float = -0.4472):
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(scale))
+        self.bias = nn.Parameter(torch.tensor(bias))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * F.relu(x) ** 2 + self.bias
+
+
 ACTIVATIONS = {
     "relu": nn.ReLU,
     "gelu": nn.GELU,
@@ -19,6 +42,8 @@ ACTIVATIONS = {
     "tanh": nn.Tanh,
     "sigmoid": nn.Sigmoid,
     "identity": nn.Identity,
+    "squared_relu": SquaredReLU,
+    "star_relu": StarReLU,
 }
 
 

@@ -1,4 +1,4 @@
-"""Swap the normalisation layers of a built CNN: BatchNorm -> LayerNorm / InstanceNorm / GroupNorm.
+"""Normalisation layers for feature maps (B, C, H, W): BatchNorm, LayerNorm, InstanceNorm, GroupNorm.
 
 For a feature map (B, C, H, W) the four norms differ only in *which* values share a mean and variance:
 
@@ -11,17 +11,26 @@ For a feature map (B, C, H, W) the four norms differ only in *which* values shar
 and InstanceNorm as GroupNorm(1, C) and GroupNorm(C, C) with a learned per-channel scale and shift,
 exactly as that paper does, so that only the grouping changes between the variants.
 
-    model = bestiary.build("resnet", stem="cifar", in_channels=1)
-    replace_batchnorm(model, "group", groups=8)   # in place; returns how many layers it replaced
+A model chooses its norm when it is built (`bestiary.build("resnet", norm="group", norm_groups=8)`
+passes the kind to `make_norm2d` for every layer). `replace_batchnorm` does the same swap on a model
+that is already built, for networks that have no such option.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["NORM_KINDS", "make_norm2d", "replace_batchnorm"]
+__all__ = ["NORM_KINDS", "GroupNorm1", "make_norm2d", "replace_batchnorm"]
 
 NORM_KINDS = ("batch", "layer", "instance", "group", "none")
+
+
+class GroupNorm1(nn.GroupNorm):
+    """GroupNorm with one group: LayerNorm over (C, H, W) of each sample, with a learned scale and
+    shift per channel (PoolFormer's norm)."""
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__(1, dim, eps=eps)
 
 
 def make_norm2d(kind: str, channels: int, groups: int = 8) -> nn.Module:
@@ -32,7 +41,7 @@ def make_norm2d(kind: str, channels: int, groups: int = 8) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "layer":
-        return nn.GroupNorm(1, channels)
+        return GroupNorm1(channels)
     if kind == "instance":
         return nn.GroupNorm(channels, channels)
     if kind == "group":

@@ -7,11 +7,16 @@ Self-attention over all H*W tokens costs (HW)^2; inside non-overlapping w x w wi
 HW * w^2, linear in the image size. Shifting the window grid by w/2 every other block lets
 information cross window borders. Instead of an absolute position embedding, every head learns a
 bias B[dy, dx] for each relative offset (dy, dx) in [-(w-1), w-1]^2, added to the attention logits.
+
+`WindowAttention` is the whole Swin token mixer: partition, shift, attention, and back.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from bestiary.layers.attention import MultiHeadAttention
@@ -48,9 +53,10 @@ def relative_position_index(window: int, table_window: int, device=None) -> torc
 
 
 def shifted_window_mask(H: int, W: int, window: int, shift: int, device=None) -> torch.Tensor:
-    """Additive mask (nW, w*w, w*w): 0 where two tokens came from the same image region, -100 where
-    the cyclic shift put tokens from opposite borders into one window (they must not attend).
-    -100 rather than -inf, as in the reference implementation: exp(-100) is 0 in float32 anyway."""
+    """Boolean mask (nW, w*w, w*w), True where two tokens of a window may attend to each other:
+    they came from the same image region. The cyclic shift puts tokens from opposite borders into
+    one window; those pairs are False. (The reference implementation adds -100 to their scores
+    instead of -inf; exp(-100) is 0 in float32 anyway.)"""
     region = torch.zeros(1, H, W, 1, device=device)
     label = 0
     for rows in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
@@ -58,40 +64,52 @@ def shifted_window_mask(H: int, W: int, window: int, shift: int, device=None) ->
             region[:, rows, cols, :] = label
             label += 1
     labels = window_partition(region, window).squeeze(-1)  # (nW, w*w)
-    different = labels[:, None, :] != labels[:, :, None]  # (nW, w*w, w*w)
-    return different.float() * -100.0
+    return labels[:, None, :] == labels[:, :, None]  # (nW, w*w, w*w)
 
 
 class WindowAttention(MultiHeadAttention):
-    """Multi-head self-attention inside each window, plus the relative position bias.
+    """Swin's token mixer: self-attention inside (shifted) w x w windows of a (B, H, W, C) map.
 
     The q/k/v/out projections and the attention itself are `MultiHeadAttention`'s; what Swin adds
-    is the learned bias table, turned into an additive `attn_bias` (plus the shifted-window mask).
-    x (B*nW, N = w*w, C) -> (B*nW, N, C). `mask` (nW, N, N) is the shifted-window mask or None.
+    is the learned relative position bias (a `score_bias`, looked up for the window size) and the
+    partition of the map into windows. `shift` > 0 rolls the map by `shift` tokens up and left
+    first, with the mask that keeps wrapped-around tokens apart. A map no bigger than the window
+    is one window, with nothing to shift; a map that is not a multiple of the window is padded.
+    x (B, H, W, C) -> (B, H, W, C).
     """
 
-    def __init__(self, dim: int, n_heads: int, window: int, qkv_bias: bool = True):
-        if dim % n_heads:
-            raise ValueError(f"dim={dim} must be divisible by n_heads={n_heads}")
-        super().__init__(dim, n_heads, bias=qkv_bias)
-        if not qkv_bias:  # qkv_bias only drops the q/k/v biases: Swin's output projection keeps one
-            self.out_proj = nn.Linear(dim, dim)
-        self.window = window
+    def __init__(self, dim: int, n_heads: int, window_size: int, shift: int = 0, *, qkv_bias: bool = True):
+        # qkv_bias only drops the q/k/v biases: Swin's output projection always keeps one
+        super().__init__(dim, n_heads, qkv_bias=qkv_bias, out_bias=True, score_bias=self.position_bias)
+        self.window_size, self.shift = window_size, shift
         # one learned bias per head and per relative offset; the paper initialises it near zero
-        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, n_heads))
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, n_heads))
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
 
-    def position_bias(self, window: int) -> torch.Tensor:
-        """(heads, w*w, w*w) bias for an actual window size `window` <= self.window."""
-        index = relative_position_index(window, self.window, self.relative_position_bias_table.device)
+    def position_bias(self, t_query: int, t_key: int, start: int) -> torch.Tensor:
+        """(1, heads, N, N) bias for windows of N = w*w tokens, w <= window_size (the `score_bias`
+        hook of `MultiHeadAttention`; a window attends to itself, so t_key = t_query)."""
+        window = math.isqrt(t_query)
+        index = relative_position_index(window, self.window_size, self.relative_position_bias_table.device)
         bias = self.relative_position_bias_table[index.flatten()]  # (N*N, heads)
-        return bias.view(window * window, window * window, -1).permute(2, 0, 1)  # (heads, N, N)
+        return bias.view(t_query, t_key, -1).permute(2, 0, 1).unsqueeze(0)  # (1, heads, N, N)
 
-    def forward(self, x: torch.Tensor, window: int, mask: torch.Tensor | None = None) -> torch.Tensor:
-        Bw, N, _ = x.shape
-        bias = self.position_bias(window).unsqueeze(0)  # (1, heads, N, N)
-        if mask is not None:  # windows are batch-major: window i of every image gets mask[i]
-            n_windows = mask.shape[0]
-            bias = bias.view(1, 1, self.n_heads, N, N) + mask.view(1, n_windows, 1, N, N)  # (1, nW, h, N, N)
-            bias = bias.expand(Bw // n_windows, -1, -1, -1, -1).reshape(Bw, self.n_heads, N, N)
-        return super().forward(x, attn_bias=bias)  # (B*nW, N, C)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        B, H, W, C = x.shape
+        # a feature map no bigger than the window is one window: nothing to shift
+        window, shift = (min(H, W), 0) if min(H, W) <= self.window_size else (self.window_size, self.shift)
+        pad_b, pad_r = (-H) % window, (-W) % window  # pad to whole windows (zeros after the norm)
+        x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))  # (B, Hp, Wp, C)
+        Hp, Wp = H + pad_b, W + pad_r
+        mask = None
+        if shift > 0:  # roll the grid up-left; the mask stops wrapped-around tokens from mixing
+            x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
+            mask = shifted_window_mask(Hp, Wp, window, shift, x.device)  # (nW, N, N)
+            # windows are batch-major: window i of every image gets mask[i]
+            mask = mask.repeat(B, 1, 1).unsqueeze(1)  # (B*nW, 1, N, N)
+        windows = window_partition(x, window)  # (B*nW, N = w*w, C)
+        windows = super().forward(windows, mask=mask)  # (B*nW, N, C)
+        x = window_reverse(windows, window, Hp, Wp)  # (B, Hp, Wp, C)
+        if shift > 0:
+            x = torch.roll(x, shifts=(shift, shift), dims=(1, 2))
+        return x[:, :H, :W, :]  # drop the padding

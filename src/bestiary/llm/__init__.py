@@ -23,6 +23,10 @@ _EXPORTS = {
     "load_weights": "bestiary.llm.convert",
     "CheckpointMismatchError": "bestiary.llm.convert",
     "cache_dir": "bestiary.llm.cache",
+    "apply_lora": "bestiary.llm.peft",
+    "merge_adapters": "bestiary.llm.peft",
+    "wrap_linears": "bestiary.llm.peft",
+    "LoRALinear": "bestiary.llm.peft",
 }
 
 __all__ = sorted(_EXPORTS)

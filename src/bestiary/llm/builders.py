@@ -1,8 +1,8 @@
 """Published model sizes as plain builder functions (random initialisation, no weights).
 
-The registry only holds catalog names, so BERT and T5 (building blocks of the `transformer`
-family, not catalog entries) are built here; GPT-2 is also the `gpt2` preset of `decoder_only`.
-Each reproduces the reference implementation's parameter count exactly (tests/llm check it
+Thin aliases of registry presets: `bert_base()` is `bestiary.build("bert_base")` (a preset of
+`encoder_only`), `t5_small()` is `bestiary.build("t5_small")` (of `encoder_decoder`), `gpt2()` is
+`bestiary.build("gpt2")` (of `decoder_only`). Each reproduces the reference implementation's parameter count exactly (tests/llm check it
 against `transformers` models built on the meta device):
 
     gpt2()      124,439,808   GPT2LMHeadModel (tied head)     Radford et al., 2019
@@ -16,22 +16,19 @@ from typing import Any
 
 from torch import nn
 
-from bestiary.models.transformer.encoder import Encoder, EncoderConfig
-from bestiary.models.transformer.encoder_decoder import EncoderDecoder, EncoderDecoderConfig
+from bestiary.registry import build
 
 
 def gpt2(**overrides: Any) -> nn.Module:
     """GPT-2 small (124M) as `decoder_only` (= bestiary.build("gpt2", **overrides))."""
-    from bestiary.registry import build
-
     return build("gpt2", **overrides)
 
 
-def bert_base(**overrides: Any) -> Encoder:
+def bert_base(**overrides: Any) -> nn.Module:
     """BERT-base (uncased vocabulary 30522, 12 layers, d 768, 12 heads, d_ff 3072, pooler)."""
-    return Encoder(EncoderConfig(**overrides))
+    return build("bert_base", **overrides)
 
 
-def t5_small(**overrides: Any) -> EncoderDecoder:
+def t5_small(**overrides: Any) -> nn.Module:
     """T5-small (vocabulary 32128, 6+6 layers, d 512, 8 heads of 64, d_ff 2048, tied embeddings)."""
-    return EncoderDecoder(EncoderDecoderConfig(**overrides))
+    return build("t5_small", **overrides)

@@ -5,44 +5,9 @@ ours) and a config translator. `load_weights` copies a state dict into a module 
 the tensor's name, anything that does not fit: a missing tensor, an unexpected one, or a shape
 mismatch. Weights are read from safetensors only (never pickle).
 
-Name mappings (HF -> Bestiary), `i` = layer index:
-
-Llama (LlamaForCausalLM -> decoder_only):
-    model.embed_tokens.weight                 -> tok_embed.weight
-    model.layers.i.self_attn.{q,k,v}_proj     -> blocks.i.attn.{q,k,v}_proj
-    model.layers.i.self_attn.o_proj           -> blocks.i.attn.out_proj
-    model.layers.i.mlp.{gate,up,down}_proj    -> blocks.i.mlp.{gate,up,down}
-    model.layers.i.input_layernorm            -> blocks.i.attn_norm
-    model.layers.i.post_attention_layernorm   -> blocks.i.mlp_norm
-    model.norm                                -> norm;   lm_head -> lm_head (absent when tied)
-
-GPT-2 (GPT2LMHeadModel -> decoder_only, preset gpt2, which has fused_qkv=True): one tensor for one
-tensor. GPT-2 stores linear layers as `Conv1D`, with the weight transposed (in, out):
-    transformer.wte / wpe                     -> tok_embed / pos_embed
-    transformer.h.i.ln_1 / ln_2               -> blocks.i.attn_norm / mlp_norm
-    transformer.h.i.attn.c_attn  (d, 3d)      -> blocks.i.attn.qkv_proj      (transposed)
-    transformer.h.i.attn.c_proj               -> blocks.i.attn.out_proj      (transposed)
-    transformer.h.i.mlp.c_fc / c_proj         -> blocks.i.mlp.up / down      (transposed)
-    transformer.ln_f                          -> norm
-
-BERT (BertModel -> bestiary.models.transformer.encoder.Encoder):
-    embeddings.{word,position,token_type}_embeddings -> embed.{tok,pos,segment}
-    embeddings.LayerNorm                      -> embed.norm
-    encoder.layer.i.attention.self.{query,key,value} -> blocks.i.attn.{q,k,v}_proj
-    encoder.layer.i.attention.output.dense    -> blocks.i.attn.out_proj
-    encoder.layer.i.attention.output.LayerNorm -> blocks.i.attn_norm   (post-norm)
-    encoder.layer.i.intermediate.dense        -> blocks.i.mlp.up
-    encoder.layer.i.output.dense / LayerNorm  -> blocks.i.mlp.down / blocks.i.mlp_norm
-    pooler.dense                              -> pooler
-
-T5 (T5ForConditionalGeneration -> bestiary.models.transformer.encoder_decoder.EncoderDecoder):
-    shared                                    -> embed
-    {encoder,decoder}.block.i.layer.0.SelfAttention.{q,k,v,o} -> {encoder,decoder}.blocks.i.attn.{q,k,v,out}_proj
-    {..}.block.0.layer.0.SelfAttention.relative_attention_bias -> {..}.relative_bias.embedding
-    {..}.block.i.layer.0.layer_norm           -> {..}.blocks.i.attn_norm
-    decoder.block.i.layer.1.EncDecAttention.{q,k,v,o} / layer_norm -> decoder.blocks.i.cross_attn.* / cross_norm
-    {..}.block.i.layer.-1.DenseReluDense.wi / wo / layer_norm -> {..}.blocks.i.mlp.up / down / mlp_norm
-    {encoder,decoder}.final_layer_norm        -> {encoder,decoder}.norm;  lm_head -> lm_head
+Each name mapping is a table of (regex, replacement) pairs that lives beside the model it
+describes (`HF_LLAMA_NAMES` and `HF_GPT2_NAMES` in `models/transformer/decoder_only.py`,
+`HF_BERT_NAMES` in `encoder.py`, `HF_T5_NAMES` in `encoder_decoder.py`); this module applies them.
 """
 
 from __future__ import annotations
@@ -53,6 +18,10 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from bestiary.models.transformer.decoder_only import HF_GPT2_NAMES, HF_LLAMA_NAMES
+from bestiary.models.transformer.encoder import HF_BERT_NAMES
+from bestiary.models.transformer.encoder_decoder import HF_T5_NAMES
 
 
 class CheckpointMismatchError(ValueError):
@@ -103,21 +72,11 @@ def _rename(hf: Mapping[str, torch.Tensor], rules: list[tuple[str, str]], skip: 
 
 
 # ------------------------------------------------------------------------------- Llama
-LLAMA_RULES = [
-    (r"model\.embed_tokens\.weight", r"tok_embed.weight"),
-    (r"model\.layers\.(\d+)\.self_attn\.([qkv])_proj\.(weight|bias)", r"blocks.\1.attn.\2_proj.\3"),
-    (r"model\.layers\.(\d+)\.self_attn\.o_proj\.(weight|bias)", r"blocks.\1.attn.out_proj.\2"),
-    (r"model\.layers\.(\d+)\.mlp\.(gate|up|down)_proj\.(weight|bias)", r"blocks.\1.mlp.\2.\3"),
-    (r"model\.layers\.(\d+)\.input_layernorm\.weight", r"blocks.\1.attn_norm.weight"),
-    (r"model\.layers\.(\d+)\.post_attention_layernorm\.weight", r"blocks.\1.mlp_norm.weight"),
-    (r"model\.norm\.weight", r"norm.weight"),
-    (r"lm_head\.weight", r"lm_head.weight"),
-]
 
 
 def llama_state_dict(hf: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """LlamaForCausalLM state dict -> decoder_only state dict (see the table above)."""
-    return _rename(hf, LLAMA_RULES, skip=(r"rotary_emb",))
+    return _rename(hf, HF_LLAMA_NAMES, skip=(r"rotary_emb",))
 
 
 def llama_config(hf: Mapping[str, Any]) -> dict[str, Any]:
@@ -154,19 +113,7 @@ def gpt2_state_dict(hf: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         name = name.removeprefix("transformer.")
         if name.endswith(("attn.bias", "attn.masked_bias")) and t.dim() != 1:
             continue  # old checkpoints store the causal mask as a buffer
-        rules = {
-            r"wte\.weight": "tok_embed.weight",
-            r"wpe\.weight": "pos_embed.weight",
-            r"h\.(\d+)\.ln_1\.(weight|bias)": r"blocks.\1.attn_norm.\2",
-            r"h\.(\d+)\.ln_2\.(weight|bias)": r"blocks.\1.mlp_norm.\2",
-            r"h\.(\d+)\.attn\.c_attn\.(weight|bias)": r"blocks.\1.attn.qkv_proj.\2",
-            r"h\.(\d+)\.attn\.c_proj\.(weight|bias)": r"blocks.\1.attn.out_proj.\2",
-            r"h\.(\d+)\.mlp\.c_fc\.(weight|bias)": r"blocks.\1.mlp.up.\2",
-            r"h\.(\d+)\.mlp\.c_proj\.(weight|bias)": r"blocks.\1.mlp.down.\2",
-            r"ln_f\.(weight|bias)": r"norm.\1",
-            r"lm_head\.weight": "lm_head.weight",
-        }
-        for pattern, repl in rules.items():
+        for pattern, repl in HF_GPT2_NAMES.items():
             if re.fullmatch(pattern, name):
                 new = re.sub(pattern, repl, name)
                 # Conv1D: y = x @ W + b with W (in, out); nn.Linear stores W.T (out, in)
@@ -201,27 +148,12 @@ def gpt2_config(hf: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------------------- BERT
-BERT_RULES = [
-    (r"embeddings\.word_embeddings\.weight", r"embed.tok.weight"),
-    (r"embeddings\.position_embeddings\.weight", r"embed.pos.weight"),
-    (r"embeddings\.token_type_embeddings\.weight", r"embed.segment.weight"),
-    (r"embeddings\.LayerNorm\.(weight|bias)", r"embed.norm.\1"),
-    (r"encoder\.layer\.(\d+)\.attention\.self\.query\.(weight|bias)", r"blocks.\1.attn.q_proj.\2"),
-    (r"encoder\.layer\.(\d+)\.attention\.self\.key\.(weight|bias)", r"blocks.\1.attn.k_proj.\2"),
-    (r"encoder\.layer\.(\d+)\.attention\.self\.value\.(weight|bias)", r"blocks.\1.attn.v_proj.\2"),
-    (r"encoder\.layer\.(\d+)\.attention\.output\.dense\.(weight|bias)", r"blocks.\1.attn.out_proj.\2"),
-    (r"encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.(weight|bias)", r"blocks.\1.attn_norm.\2"),
-    (r"encoder\.layer\.(\d+)\.intermediate\.dense\.(weight|bias)", r"blocks.\1.mlp.up.\2"),
-    (r"encoder\.layer\.(\d+)\.output\.dense\.(weight|bias)", r"blocks.\1.mlp.down.\2"),
-    (r"encoder\.layer\.(\d+)\.output\.LayerNorm\.(weight|bias)", r"blocks.\1.mlp_norm.\2"),
-    (r"pooler\.dense\.(weight|bias)", r"pooler.\1"),
-]
 
 
 def bert_state_dict(hf: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """BertModel state dict (with or without the `bert.` prefix) -> Encoder state dict."""
     hf = {k.removeprefix("bert."): v for k, v in hf.items()}
-    return _rename(hf, BERT_RULES, skip=(r"position_ids$",))
+    return _rename(hf, HF_BERT_NAMES, skip=(r"position_ids$",))
 
 
 def bert_config(hf: Mapping[str, Any]) -> dict[str, Any]:
@@ -242,45 +174,12 @@ def bert_config(hf: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------- T5
-T5_RULES = [
-    (r"shared\.weight", r"embed.weight"),
-    (r"lm_head\.weight", r"lm_head.weight"),
-    (
-        r"(encoder|decoder)\.block\.0\.layer\.0\.SelfAttention\.relative_attention_bias\.weight",
-        r"\1.relative_bias.embedding.weight",
-    ),
-    (
-        r"(encoder|decoder)\.block\.(\d+)\.layer\.0\.SelfAttention\.([qkv])\.weight",
-        r"\1.blocks.\2.attn.\3_proj.weight",
-    ),
-    (
-        r"(encoder|decoder)\.block\.(\d+)\.layer\.0\.SelfAttention\.o\.weight",
-        r"\1.blocks.\2.attn.out_proj.weight",
-    ),
-    (r"(encoder|decoder)\.block\.(\d+)\.layer\.0\.layer_norm\.weight", r"\1.blocks.\2.attn_norm.weight"),
-    (
-        r"decoder\.block\.(\d+)\.layer\.1\.EncDecAttention\.([qkv])\.weight",
-        r"decoder.blocks.\1.cross_attn.\2_proj.weight",
-    ),
-    (
-        r"decoder\.block\.(\d+)\.layer\.1\.EncDecAttention\.o\.weight",
-        r"decoder.blocks.\1.cross_attn.out_proj.weight",
-    ),
-    (r"decoder\.block\.(\d+)\.layer\.1\.layer_norm\.weight", r"decoder.blocks.\1.cross_norm.weight"),
-    (r"encoder\.block\.(\d+)\.layer\.1\.DenseReluDense\.wi\.weight", r"encoder.blocks.\1.mlp.up.weight"),
-    (r"encoder\.block\.(\d+)\.layer\.1\.DenseReluDense\.wo\.weight", r"encoder.blocks.\1.mlp.down.weight"),
-    (r"encoder\.block\.(\d+)\.layer\.1\.layer_norm\.weight", r"encoder.blocks.\1.mlp_norm.weight"),
-    (r"decoder\.block\.(\d+)\.layer\.2\.DenseReluDense\.wi\.weight", r"decoder.blocks.\1.mlp.up.weight"),
-    (r"decoder\.block\.(\d+)\.layer\.2\.DenseReluDense\.wo\.weight", r"decoder.blocks.\1.mlp.down.weight"),
-    (r"decoder\.block\.(\d+)\.layer\.2\.layer_norm\.weight", r"decoder.blocks.\1.mlp_norm.weight"),
-    (r"(encoder|decoder)\.final_layer_norm\.weight", r"\1.norm.weight"),
-]
 
 
 def t5_state_dict(hf: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """T5ForConditionalGeneration state dict -> EncoderDecoder state dict."""
     # encoder/decoder.embed_tokens are the shared embedding under other names
-    return _rename(hf, T5_RULES, skip=(r"embed_tokens\.weight$",))
+    return _rename(hf, HF_T5_NAMES, skip=(r"embed_tokens\.weight$",))
 
 
 def t5_config(hf: Mapping[str, Any]) -> dict[str, Any]:

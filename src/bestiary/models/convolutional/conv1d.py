@@ -32,15 +32,15 @@ _NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
 _POOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     spatial_dims: int = 1  # 1: signals (B, C, L); 2: images (B, C, H, W)
     in_channels: int = 1
     num_classes: int = 10
-    widths: tuple[int, ...] = (16, 32, 64)  # channels of each conv block
+    dims: tuple[int, ...] = (16, 32, 64)  # channels of each conv block
     kernel_size: int = 3
     dropout: float = 0.0
-    image_size: int = 64  # length (1-D) or side (2-D) of example_input
+    image_size: int = 64  # length (1-D) or side (2-D) of the example input
 
 
 class ConvBlock(nn.Sequential):
@@ -64,7 +64,7 @@ class ConvBlock(nn.Sequential):
     year=1998,
     arxiv=None,
     input_kind="custom",
-    tiny=dict(widths=(4, 8), image_size=16),
+    tiny=dict(dims=(4, 8), image_size=16),
     outputs="logits (B, num_classes)",
 )
 class ConvNet(nn.Module):
@@ -77,25 +77,34 @@ class ConvNet(nn.Module):
         self.config = config
         blocks = []
         channels = config.in_channels
-        for width in config.widths:
+        for width in config.dims:
             blocks.append(ConvBlock(config.spatial_dims, channels, width, config.kernel_size))
             channels = width
         self.blocks = nn.Sequential(*blocks)
+        self.num_features = channels
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(channels, config.num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, L) or (B, C, H, W) -> the last feature map, globally average-pooled: (B, num_features).
+        (Pooled, so that signals and images give features of one layout.)"""
         c = self.config
         pattern = "B C L" if c.spatial_dims == 1 else "B C H W"
         check_shape(x, pattern, name="input", C=c.in_channels)
-        if min(x.shape[2:]) < 2 ** len(c.widths):
+        if min(x.shape[2:]) < 2 ** len(c.dims):
             raise ValueError(
-                f"input spatial size {tuple(x.shape[2:])} is too small for {len(c.widths)} pooling "
-                f"layers: need at least {2 ** len(c.widths)}"
+                f"input spatial size {tuple(x.shape[2:])} is too small for {len(c.dims)} pooling "
+                f"layers: need at least {2 ** len(c.dims)}"
             )
-        x = self.blocks(x)  # (B, C_last, L / 2^n) or (B, C_last, H / 2^n, W / 2^n)
-        x = x.flatten(2).mean(dim=2)  # global average pool: (B, C_last)
-        return self.head(self.dropout(x))  # (B, num_classes)
+        x = self.blocks(x)  # (B, C_last, L / 2^n) or (B, C_last, H / 2^n, W / 2^n), n = len(dims)
+        return x.flatten(2).mean(dim=2)  # global average pool: (B, C_last)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, num_features) -> logits (B, num_classes): dropout, then Linear."""
+        return self.head(self.dropout(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
 
     @staticmethod
     def example_input(config: Config, batch: int = 2) -> torch.Tensor:

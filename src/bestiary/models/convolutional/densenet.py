@@ -24,17 +24,17 @@ from bestiary.layers.patch_embed import check_image
 from bestiary.registry import Preset, register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     in_channels: int = 3
     num_classes: int = 10
     growth_rate: int = 12  # channels each layer adds (the paper's k)
-    layers: tuple[int, ...] = (4, 4, 4)  # layers per dense block
+    depths: tuple[int, ...] = (4, 4, 4)  # layers per dense block
     d_model: int = 24  # channels out of the stem (torchvision's num_init_features)
     bn_size: int = 4  # bottleneck width = bn_size * growth_rate
     dropout: float = 0.0
     stem: str = "cifar"  # "imagenet": 7x7/2 conv + 3x3/2 max-pool; "cifar": one 3x3 conv
-    image_size: int = 32  # only used by example_input
+    image_size: int = 32  # the side of the default example input
 
 
 class DenseLayer(nn.Module):
@@ -79,10 +79,10 @@ class Transition(nn.Sequential):
         )
 
 
-def _preset(growth: int, layers: tuple[int, ...], init: int, params: int, name: str) -> Preset:
+def _preset(growth: int, depths: tuple[int, ...], init: int, params: int, name: str) -> Preset:
     return Preset(
         dict(
-            growth_rate=growth, layers=layers, d_model=init, stem="imagenet", num_classes=1000, image_size=224
+            growth_rate=growth, depths=depths, d_model=init, stem="imagenet", num_classes=1000, image_size=224
         ),
         params=params,
         source=f"torchvision.models.{name} docs (num_params)",
@@ -98,7 +98,7 @@ def _preset(growth: int, layers: tuple[int, ...], init: int, params: int, name: 
     year=2016,
     arxiv="1608.06993",
     input_kind="image",
-    tiny=dict(growth_rate=4, layers=(2, 2), d_model=8, bn_size=2, image_size=16),
+    tiny=dict(growth_rate=4, depths=(2, 2), d_model=8, bn_size=2, image_size=16),
     presets={
         "densenet121": _preset(32, (6, 12, 24, 16), 64, 7_978_856, "densenet121"),
         "densenet161": _preset(48, (6, 12, 36, 24), 96, 28_681_000, "densenet161"),
@@ -125,21 +125,25 @@ class DenseNet(nn.Module):
             raise ValueError(f"stem must be 'imagenet' or 'cifar', got {c.stem!r}")
         blocks: list[nn.Module] = []
         channels = c.d_model
-        for i, n_layers in enumerate(c.layers):
+        for i, n_layers in enumerate(c.depths):
             blocks.append(DenseBlock(n_layers, channels, c.growth_rate, c.bn_size, c.dropout))
             channels += n_layers * c.growth_rate
-            if i < len(c.layers) - 1:
+            if i < len(c.depths) - 1:
                 blocks.append(Transition(channels, channels // 2))  # compression 0.5
                 channels //= 2
         self.blocks = nn.Sequential(*blocks)
+        self.num_features = channels
         self.norm = nn.BatchNorm2d(channels)  # the blocks end pre-activation: one last BN-ReLU
         self.head = nn.Linear(channels, c.num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> the last feature map after its BN-ReLU (B, num_features, h, w)."""
         check_image(x, self.config.in_channels)
-        x = F.relu(self.norm(self.blocks(self.stem(x))))  # (B, C, h, w)
-        return self.head(x.mean(dim=(2, 3)))  # (B, num_classes)
+        return F.relu(self.norm(self.blocks(self.stem(x))))
 
-    @staticmethod
-    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
-        return torch.randn(batch, config.in_channels, config.image_size, config.image_size)
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, num_features, h, w) -> logits (B, num_classes): global average pool, then Linear."""
+        return self.head(features.mean(dim=(2, 3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

@@ -39,7 +39,7 @@ B0_BLOCKS = (
 )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     in_channels: int = 3
     num_classes: int = 10
@@ -48,7 +48,7 @@ class Config:
     blocks: tuple[tuple[int, int, int, int, int, int], ...] = B0_BLOCKS
     dropout: float = 0.2  # before the classifier
     drop_path: float = 0.2  # stochastic depth of the last block
-    image_size: int = 32  # only used by example_input (B0 is trained at 224)
+    image_size: int = 32  # the side of the default example input (B0 is trained at 224)
 
 
 def _preset(width: float, depth: float, resolution: int, dropout: float, params: int, name: str) -> Preset:
@@ -117,14 +117,18 @@ class EfficientNet(nn.Module):
         last_in = width(c.blocks[-1][4])
         layers.append(ConvNormAct(last_in, 4 * last_in, 1, activation="silu"))
         self.features = nn.Sequential(*layers)
+        self.num_features = 4 * last_in
         self.dropout = nn.Dropout(c.dropout)
         self.head = nn.Linear(4 * last_in, c.num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> the last feature map (B, num_features, H/32, W/32)."""
         check_image(x, self.config.in_channels)
-        x = self.features(x).mean(dim=(2, 3))  # (B, C)
-        return self.head(self.dropout(x))  # (B, num_classes)
+        return self.features(x)
 
-    @staticmethod
-    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
-        return torch.randn(batch, config.in_channels, config.image_size, config.image_size)
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, num_features, h, w) -> logits (B, num_classes): global average pool, dropout, Linear."""
+        return self.head(self.dropout(features.mean(dim=(2, 3))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

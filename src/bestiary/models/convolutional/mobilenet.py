@@ -35,7 +35,7 @@ PAPER_BLOCKS = (
 )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     in_channels: int = 3
     num_classes: int = 10
@@ -44,7 +44,7 @@ class Config:
     d_model: int = 32  # stem channels (before width_mult)
     last_channel: int = 1280  # width of the final 1x1 conv (never shrunk by width_mult < 1)
     dropout: float = 0.2
-    image_size: int = 32  # only used by example_input
+    image_size: int = 32  # the side of the default example input
 
 
 @register(
@@ -83,14 +83,18 @@ class MobileNetV2(nn.Module):
                 channels = out
         layers.append(ConvNormAct(channels, last, 1, activation="relu6"))
         self.features = nn.Sequential(*layers)
+        self.num_features = last
         self.dropout = nn.Dropout(c.dropout)
         self.head = nn.Linear(last, c.num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> the last feature map (B, num_features, H/32, W/32)."""
         check_image(x, self.config.in_channels)
-        x = self.features(x).mean(dim=(2, 3))  # global average pool: (B, last_channel)
-        return self.head(self.dropout(x))  # (B, num_classes)
+        return self.features(x)
 
-    @staticmethod
-    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
-        return torch.randn(batch, config.in_channels, config.image_size, config.image_size)
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, num_features, h, w) -> logits (B, num_classes): global average pool, dropout, Linear."""
+        return self.head(self.dropout(features.mean(dim=(2, 3))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

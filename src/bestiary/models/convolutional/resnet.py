@@ -21,38 +21,50 @@ import torch
 from torch import nn
 
 from bestiary.layers.conv_blocks import ConvNormAct
-from bestiary.layers.norms2d import NORM_KINDS, replace_batchnorm
+from bestiary.layers.norms2d import NORM_KINDS
 from bestiary.layers.patch_embed import check_image
 from bestiary.registry import Preset, register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     in_channels: int = 3
     num_classes: int = 10
     block: str = "basic"  # "basic" (two 3x3 convs; ResNet-18/34) or "bottleneck" (1x1-3x3-1x1; 50+)
-    layers: tuple[int, ...] = (2, 2, 2, 2)  # blocks per stage; the width doubles at every stage
+    depths: tuple[int, ...] = (2, 2, 2, 2)  # blocks per stage; the width doubles at every stage
     d_model: int = 64  # width of the stem and the first stage
     groups: int = 1  # >1 gives ResNeXt's grouped 3x3 conv
     width_per_group: int = 64  # bottleneck width per group at d_model=64 (ResNeXt's "d")
     stem: str = "imagenet"  # "imagenet": 7x7/2 conv + 3x3/2 max-pool; "cifar": one 3x3/1 conv
-    image_size: int = 32  # only used by example_input: ResNet takes any image size
+    image_size: int = 32  # the side of the default example input: ResNet takes any image size
     norm: str = "batch"  # "batch" | "layer" | "instance" | "group" | "none" (see layers.norms2d)
     norm_groups: int = 8  # groups for norm="group"
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 convs; the shortcut is a 1x1 conv + BN when the shape changes."""
+    """Two 3x3 convs; the shortcut is a 1x1 conv + norm when the shape changes.
+
+    `norm`, `norm_groups`: the feature-map norm after every conv (`ConvNormAct`)."""
 
     expansion = 1
 
-    def __init__(self, in_channels: int, width: int, stride: int, groups: int, base_width: int):
+    def __init__(
+        self,
+        in_channels: int,
+        width: int,
+        stride: int,
+        groups: int,
+        base_width: int,
+        norm: str,
+        norm_groups: int,
+    ):
         super().__init__()
         if groups != 1 or base_width != 64:
             raise ValueError("the basic block has no grouped version; use block='bottleneck'")
-        self.conv1 = ConvNormAct(in_channels, width, 3, stride)
-        self.conv2 = ConvNormAct(width, width, 3, activation="identity")  # ReLU comes after the sum
-        self.shortcut = _shortcut(in_channels, width, stride)
+        norms = dict(norm=norm, norm_groups=norm_groups)
+        self.conv1 = ConvNormAct(in_channels, width, 3, stride, **norms)
+        self.conv2 = ConvNormAct(width, width, 3, activation="identity", **norms)  # ReLU after the sum
+        self.shortcut = _shortcut(in_channels, width, stride, norms)
         self.act = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -64,33 +76,43 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, in_channels: int, width: int, stride: int, groups: int, base_width: int):
+    def __init__(
+        self,
+        in_channels: int,
+        width: int,
+        stride: int,
+        groups: int,
+        base_width: int,
+        norm: str,
+        norm_groups: int,
+    ):
         super().__init__()
         inner = int(width * base_width / 64) * groups  # = width for plain ResNet
         out = width * self.expansion
-        self.conv1 = ConvNormAct(in_channels, inner, 1)
-        self.conv2 = ConvNormAct(inner, inner, 3, stride, groups=groups)
-        self.conv3 = ConvNormAct(inner, out, 1, activation="identity")
-        self.shortcut = _shortcut(in_channels, out, stride)
+        norms = dict(norm=norm, norm_groups=norm_groups)
+        self.conv1 = ConvNormAct(in_channels, inner, 1, **norms)
+        self.conv2 = ConvNormAct(inner, inner, 3, stride, groups=groups, **norms)
+        self.conv3 = ConvNormAct(inner, out, 1, activation="identity", **norms)
+        self.shortcut = _shortcut(in_channels, out, stride, norms)
         self.act = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.conv3(self.conv2(self.conv1(x))) + self.shortcut(x))
 
 
-def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
+def _shortcut(in_channels: int, out_channels: int, stride: int, norms: dict) -> nn.Module:
     if stride == 1 and in_channels == out_channels:
         return nn.Identity()
     # "option B" of the paper: a projection only where the shape changes
-    return ConvNormAct(in_channels, out_channels, 1, stride, activation="identity")
+    return ConvNormAct(in_channels, out_channels, 1, stride, activation="identity", **norms)
 
 
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
-def _preset(block: str, layers: tuple[int, ...], params: int, name: str, **extra) -> Preset:
+def _preset(block: str, depths: tuple[int, ...], params: int, name: str, **extra) -> Preset:
     return Preset(
-        dict(block=block, layers=layers, num_classes=1000, image_size=224, **extra),
+        dict(block=block, depths=depths, num_classes=1000, image_size=224, **extra),
         params=params,
         source=f"torchvision.models.{name} docs (num_params)",
     )
@@ -105,7 +127,7 @@ def _preset(block: str, layers: tuple[int, ...], params: int, name: str, **extra
     year=2015,
     arxiv="1512.03385",
     input_kind="image",
-    tiny=dict(layers=(1, 1), d_model=8, stem="cifar", image_size=16),
+    tiny=dict(depths=(1, 1), d_model=8, stem="cifar", image_size=16),
     presets={
         "resnet18": _preset("basic", (2, 2, 2, 2), 11_689_512, "resnet18"),
         "resnet34": _preset("basic", (3, 4, 6, 3), 21_797_672, "resnet34"),
@@ -135,45 +157,44 @@ class ResNet(nn.Module):
         super().__init__()
         if config.block not in BLOCKS:
             raise ValueError(f"block must be one of {list(BLOCKS)}, got {config.block!r}")
+        if config.norm not in NORM_KINDS:
+            raise ValueError(f"norm must be one of {NORM_KINDS}, got {config.norm!r}")
         self.config = config
         block = BLOCKS[config.block]
+        # the same network with another normaliser after every conv (notebook P01)
+        norms = dict(norm=config.norm, norm_groups=config.norm_groups)
         if config.stem == "imagenet":  # 224 -> 56: cheap early downsampling of a big image
             self.stem = nn.Sequential(
-                ConvNormAct(config.in_channels, config.d_model, 7, 2),
+                ConvNormAct(config.in_channels, config.d_model, 7, 2, **norms),
                 nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
             )
         elif config.stem == "cifar":  # small images keep their resolution
-            self.stem = ConvNormAct(config.in_channels, config.d_model, 3, 1)
+            self.stem = ConvNormAct(config.in_channels, config.d_model, 3, 1, **norms)
         else:
             raise ValueError(f"stem must be 'imagenet' or 'cifar', got {config.stem!r}")
         stages: list[nn.Module] = []
         channels = config.d_model
-        for i, n_blocks in enumerate(config.layers):
+        for i, n_blocks in enumerate(config.depths):
             width = config.d_model * 2**i
             blocks = []
             for j in range(n_blocks):
                 stride = 2 if (i > 0 and j == 0) else 1  # halve the resolution entering stages 2, 3, ...
-                blocks.append(block(channels, width, stride, config.groups, config.width_per_group))
+                blocks.append(block(channels, width, stride, config.groups, config.width_per_group, **norms))
                 channels = width * block.expansion
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, config.num_classes)
         self.num_features = channels
-        if config.norm not in NORM_KINDS:
-            raise ValueError(f"norm must be one of {NORM_KINDS}, got {config.norm!r}")
-        if config.norm != "batch":  # the same network with another normaliser (notebook P01)
-            replace_batchnorm(self, config.norm, config.norm_groups)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> the last feature map (B, num_features, H/s, W/s)."""
         check_image(x, self.config.in_channels)
         return self.stages(self.stem(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.features(x)).flatten(1)  # (B, num_features)
-        return self.fc(x)  # (B, num_classes)
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, num_features, h, w) -> logits (B, num_classes): global average pool, then Linear."""
+        return self.fc(self.pool(features).flatten(1))
 
-    @staticmethod
-    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
-        return torch.randn(batch, config.in_channels, config.image_size, config.image_size)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

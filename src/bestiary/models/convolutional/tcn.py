@@ -8,9 +8,10 @@ Causal: the output at time t depends only on inputs at times <= t (pad on the le
 Dilated: level i skips 2^i - 1 inputs between kernel taps, so the receptive field grows
 exponentially with depth: 1 + 2 (k - 1) (2^L - 1) steps for L levels of two convs each.
 Each residual block is two (weight-normalised) causal convs with ReLU and dropout, plus a 1x1
-conv on the shortcut when the width changes.
+conv on the shortcut when the width changes. Decoding step by step (`init_cache`) keeps only the
+last (k - 1) * dilation inputs of each conv: a TCN generates with a fixed-size state.
 
-Sequence model: (B, T, in_dim) -> (B, T, d_model); `out_dim` = d_model.
+Sequence model: (B, T, in_dim) -> (B, T, d_model); `num_features` = d_model.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from bestiary.layers.checks import check_shape
 from bestiary.registry import register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     in_dim: int = 8
     d_model: int = 64  # channels of every level
@@ -36,33 +37,62 @@ class Config:
     use_weight_norm: bool = True  # the paper's choice; set False for plain convs
 
 
+class TCNCache:
+    """What a TCN needs to continue a sequence: for every causal conv, the last (k - 1) * dilation
+    inputs it saw (before the first token, the zeros of its left padding), and how many positions
+    have been read. Feeding a sequence whole or in pieces gives the same outputs."""
+
+    def __init__(self, n_convs: int):
+        self.pasts: list[torch.Tensor | None] = [None] * n_convs  # (B, C_in, (k - 1) * dilation) each
+        self.length = 0
+
+    def __len__(self) -> int:
+        return self.length
+
+
 class CausalConv1d(nn.Module):
-    """Conv1d that pads (k - 1) * dilation zeros on the left only: no peeking at the future."""
+    """Conv1d that pads (k - 1) * dilation zeros on the left only: no peeking at the future.
+
+    `slot`: this conv's index in a `TCNCache`. With a cache, the left padding is the end of the
+    previous inputs instead of zeros."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, dilation: int, use_weight_norm: bool
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        dilation: int,
+        use_weight_norm: bool,
+        slot: int,
     ):
         super().__init__()
-        self.left_pad = (kernel_size - 1) * dilation
+        self.left_pad, self.slot = (kernel_size - 1) * dilation, slot
         conv = nn.Conv1d(in_channels, out_channels, kernel_size, dilation=dilation)
         self.conv = weight_norm(conv) if use_weight_norm else conv
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.pad(x, (self.left_pad, 0)))  # (B, C_out, T)
+    def forward(self, x: torch.Tensor, cache: TCNCache | None = None) -> torch.Tensor:
+        if cache is None:
+            return self.conv(F.pad(x, (self.left_pad, 0)))  # (B, C_out, T)
+        past = cache.pasts[self.slot]
+        if past is None:  # the first step: the past is the zero padding
+            past = x.new_zeros(x.shape[0], x.shape[1], self.left_pad)
+        x = torch.cat([past, x], dim=-1)  # (B, C_in, left_pad + T)
+        cache.pasts[self.slot] = x[..., x.shape[-1] - self.left_pad :]  # what the next step looks back on
+        return self.conv(x)  # (B, C_out, T)
 
 
 class TemporalBlock(nn.Module):
-    def __init__(self, in_channels: int, channels: int, config: Config, dilation: int):
+    def __init__(self, in_channels: int, channels: int, config: Config, dilation: int, index: int):
         super().__init__()
         k, wn = config.kernel_size, config.use_weight_norm
-        self.conv1 = CausalConv1d(in_channels, channels, k, dilation, wn)
-        self.conv2 = CausalConv1d(channels, channels, k, dilation, wn)
+        self.conv1 = CausalConv1d(in_channels, channels, k, dilation, wn, slot=2 * index)
+        self.conv2 = CausalConv1d(channels, channels, k, dilation, wn, slot=2 * index + 1)
         self.dropout = nn.Dropout(config.dropout)
         self.shortcut = nn.Conv1d(in_channels, channels, 1) if in_channels != channels else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.dropout(F.relu(self.conv1(x)))
-        out = self.dropout(F.relu(self.conv2(out)))
+    def forward(self, x: torch.Tensor, cache: TCNCache | None = None) -> torch.Tensor:
+        out = self.dropout(F.relu(self.conv1(x, cache)))
+        out = self.dropout(F.relu(self.conv2(out, cache)))
         return F.relu(out + self.shortcut(x))
 
 
@@ -83,12 +113,10 @@ class TCN(nn.Module):
     def __init__(self, config: Config):
         super().__init__()
         self.config = config
-        self.out_dim = config.d_model
-        self.blocks = nn.Sequential(
-            *[
-                TemporalBlock(config.in_dim if i == 0 else config.d_model, config.d_model, config, 2**i)
-                for i in range(config.n_layers)
-            ]
+        self.num_features = config.d_model
+        self.blocks = nn.ModuleList(
+            TemporalBlock(config.in_dim if i == 0 else config.d_model, config.d_model, config, 2**i, index=i)
+            for i in range(config.n_layers)
         )
 
     @property
@@ -97,11 +125,22 @@ class TCN(nn.Module):
         c = self.config
         return 1 + 2 * (c.kernel_size - 1) * (2**c.n_layers - 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, "B T D", name="x", D=self.config.in_dim)
-        x = self.blocks(x.transpose(1, 2))  # convs want channels first: (B, d_model, T)
-        return x.transpose(1, 2)  # (B, T, d_model)
+    def init_cache(self, batch: int = 1) -> TCNCache:
+        """An empty cache for decoding step by step (it holds O(receptive field) inputs, not the
+        whole past)."""
+        return TCNCache(n_convs=2 * self.config.n_layers)
 
-    @staticmethod
-    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
-        return torch.randn(batch, 12, config.in_dim)
+    def forward_features(self, x: torch.Tensor, *, cache: TCNCache | None = None) -> torch.Tensor:
+        """A sequence model has no head: its features are its output (B, T, d_model)."""
+        return self.forward(x, cache=cache)
+
+    def forward(self, x: torch.Tensor, *, cache: TCNCache | None = None) -> torch.Tensor:
+        """x (B, T, in_dim) -> (B, T, d_model). With `cache`, x holds the positions after those
+        already read, and the convs look back into the cache instead of into zero padding."""
+        check_shape(x, "B T D", name="x", D=self.config.in_dim)
+        x = x.transpose(1, 2)  # convs want channels first: (B, in_dim, T)
+        for block in self.blocks:
+            x = block(x, cache)  # (B, d_model, T)
+        if cache is not None:
+            cache.length += x.shape[-1]
+        return x.transpose(1, 2)  # (B, T, d_model)

@@ -26,7 +26,7 @@ from bestiary.layers.bitlinear import BitLinear
 from bestiary.registry import register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     in_dim: int = 2  # input features
     d_model: int = 64  # residual width
@@ -71,15 +71,19 @@ class BitNet(nn.Module):
         self.embed = nn.Linear(config.in_dim, config.d_model)  # full precision, like an embedding
         self.blocks = nn.ModuleList(BitFeedForward(config) for _ in range(config.n_layers))
         self.norm = RMSNorm(config.d_model)
+        self.num_features = config.d_model
         self.head = nn.Linear(config.d_model, config.num_classes)  # full precision
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in_dim) -> the normalised residual stream (B, d_model)."""
         check_shape(x, "B F", name="x", F=self.config.in_dim)
         h = self.embed(x)  # (B, d_model)
         for block in self.blocks:
             h = h + block(h)  # residual: a block can start as "almost nothing" and grow
-        return self.head(self.norm(h))  # (B, num_classes)
+        return self.norm(h)
 
-    @staticmethod
-    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
-        return torch.randn(batch, config.in_dim)
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)  # (B, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

@@ -26,7 +26,7 @@ from bestiary.layers.kan import KANLinear
 from bestiary.registry import register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     in_dim: int = 2  # input features
     d_model: int = 16  # hidden width (KANs need far fewer units than MLPs)
@@ -58,12 +58,21 @@ class KAN(nn.Module):
             KANLinear(w_in, w_out, config.grid_size, config.spline_order, tuple(config.grid_range))
             for w_in, w_out in zip(widths[:-1], widths[1:])
         )
+        self.num_features = widths[-2]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in_dim) -> the input of the last KAN layer (B, d_model) (x itself when n_layers=0)."""
+        check_shape(x, "B F", name="x", F=self.config.in_dim)
+        for layer in self.layers[:-1]:  # no activation between layers: the edges are the nonlinearity
+            x = layer(x)  # (B, d_model)
+        return x
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """The last KAN layer: (B, d_model) -> (B, num_classes)."""
+        return self.layers[-1](features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, "B F", name="x", F=self.config.in_dim)
-        for layer in self.layers:  # no activation between layers: the edges are the nonlinearity
-            x = layer(x)  # (B, width)
-        return x  # (B, num_classes)
+        return self.forward_head(self.forward_features(x))
 
     def refine_grid(self, grid_size: int) -> None:
         """Give every layer a finer spline grid, keeping the learned functions (see KANLinear.refine_grid).
@@ -73,7 +82,3 @@ class KAN(nn.Module):
         for layer in self.layers:
             layer.refine_grid(grid_size)
         self.config.grid_size = grid_size
-
-    @staticmethod
-    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
-        return torch.randn(batch, config.in_dim)

@@ -28,11 +28,11 @@ from torch import nn
 
 from bestiary.layers.kan import GRKANLinear
 from bestiary.layers.patch_embed import PatchEmbed, check_image, patch_count, prepend_tokens
-from bestiary.layers.vit_block import ViTBlock
+from bestiary.layers.vision_transformer import vit_block
 from bestiary.registry import register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     in_channels: int = 3
     image_size: int = 32
@@ -47,7 +47,9 @@ class Config:
 
 
 class GRKANMLP(nn.Module):
-    """The KAT feed-forward block: GR-KAN(identity init) d_model -> d_ff, GR-KAN(GELU init) d_ff -> d_model."""
+    """The KAT feed-forward block: GR-KAN(identity init) d_model -> d_ff, GR-KAN(GELU init) d_ff -> d_model.
+
+    `dropout` acts on the hidden layer; the block drops the output."""
 
     def __init__(self, d_model: int, d_ff: int, n_groups: int, dropout: float = 0.0):
         super().__init__()
@@ -56,7 +58,7 @@ class GRKANMLP(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.fc2(self.dropout(self.fc1(x))))
+        return self.fc2(self.dropout(self.fc1(x)))
 
 
 @register(
@@ -91,6 +93,7 @@ class KAT(nn.Module):
                     f"d_model and d_ff must be divisible by n_groups={config.n_groups}, got {width}"
                 )
         self.config = config
+        self.num_features = config.d_model
         # a conv with stride = kernel = patch_size is "cut into patches, flatten, Linear" in one op
         self.patch_embed = PatchEmbed(config.in_channels, config.d_model, config.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.d_model))
@@ -99,13 +102,13 @@ class KAT(nn.Module):
         # a pre-norm ViT block (bidirectional attention: every patch sees all) with a GR-KAN MLP
         self.blocks = nn.Sequential(
             *[
-                ViTBlock(
+                vit_block(
                     config.d_model,
                     config.n_heads,
                     config.d_ff,
-                    dropout=config.dropout,
-                    eps=1e-5,
                     mlp=GRKANMLP(config.d_model, config.d_ff, config.n_groups, config.dropout),
+                    norm_eps=1e-5,
+                    dropout=config.dropout,
                 )
                 for _ in range(config.n_layers)
             ]
@@ -113,14 +116,17 @@ class KAT(nn.Module):
         self.norm = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, config.num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> the final normalised tokens (B, 1 + N, d_model), [CLS] first."""
         c = self.config
         check_image(x, c.in_channels, multiple_of=c.patch_size, image_size=c.image_size)
         x = self.patch_embed(x)  # (B, N, d_model), N = (H/p)(W/p) patches in raster order
         x = self.dropout(prepend_tokens(x, self.cls_token) + self.pos_embed)  # (B, N+1, d_model)
-        x = self.blocks(x)  # (B, N+1, d_model)
-        return self.head(self.norm(x[:, 0]))  # (B, num_classes), read from the [CLS] token
+        return self.norm(self.blocks(x))  # (B, N+1, d_model)
 
-    @staticmethod
-    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
-        return torch.randn(batch, config.in_channels, config.image_size, config.image_size)
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Tokens (B, 1 + N, d_model) -> logits (B, num_classes), read from the [CLS] token."""
+        return self.head(features[:, 0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

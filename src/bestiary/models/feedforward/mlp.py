@@ -5,7 +5,7 @@ Nature 323). The universal-approximation view is Cybenko (1989) and Hornik (1991
 
 This file is the template for every architecture in Bestiary: a `Config` dataclass whose defaults
 are a small useful model, an `nn.Module` that takes it, `@register` with the paper and a tiny
-config, and a static `example_input`.
+config (the registry makes example inputs from `input_kind`: here vectors (B, in_dim)).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from bestiary.layers import check_shape, make_activation
 from bestiary.registry import register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     in_dim: int = 2  # input features
     d_model: int = 64  # hidden width
@@ -55,12 +55,16 @@ class MLP(nn.Module):
             ]
             width = config.d_model
         self.body = nn.Sequential(*layers)
+        self.num_features = width
         self.head = nn.Linear(width, config.num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in_dim) -> the last hidden layer's activations (B, d_model) (x itself when n_layers=0)."""
         check_shape(x, "B F", name="x", F=self.config.in_dim)
-        return self.head(self.body(x))  # (B, num_classes)
+        return self.body(x)
 
-    @staticmethod
-    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
-        return torch.randn(batch, config.in_dim)
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)  # (B, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

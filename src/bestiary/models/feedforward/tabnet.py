@@ -35,7 +35,7 @@ from bestiary.layers.sparsemax import sparsemax
 from bestiary.registry import register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     in_dim: int = 2  # input features
     num_classes: int = 3
@@ -174,9 +174,14 @@ class TabNet(nn.Module):
             AttentiveTransformer(config) for _ in range(config.n_steps)
         )
         self.dropout = nn.Dropout(config.dropout)
+        self.num_features = config.d_model
         self.head = nn.Linear(config.d_model, config.num_classes, bias=False)
 
-    def forward(self, x: torch.Tensor) -> TabNetOutput:
+    def _decision_steps(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Run the n_steps decision steps: (decision (B, d_model), masks (B, n_steps, F),
+        step weights (B, n_steps, 1), summed mask entropy)."""
         c = self.config
         check_shape(x, "B F", name="x", F=c.in_dim)
         x = self.input_bn(x)  # (B, F)
@@ -194,20 +199,22 @@ class TabNet(nn.Module):
             a = out[:, c.d_model :]  # (B, d_attention)
             masks.append(mask)
             step_weights.append(d.sum(dim=1, keepdim=True))  # (B, 1): eta_b, this step's contribution
-        masks_t = torch.stack(masks, dim=1)  # (B, n_steps, F)
-        weights = torch.stack(step_weights, dim=1)  # (B, n_steps, 1)
-        importance = (weights * masks_t).sum(dim=1)  # (B, F)
+        return decision, torch.stack(masks, dim=1), torch.stack(step_weights, dim=1), entropy
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in_dim) -> the summed decision (B, d_model): what the final Linear map reads."""
+        return self._decision_steps(x)[0]
+
+    def forward(self, x: torch.Tensor) -> TabNetOutput:
+        decision, masks, weights, entropy = self._decision_steps(x)  # masks (B, n_steps, F)
+        importance = (weights * masks).sum(dim=1)  # (B, F)
         importance = importance / importance.sum(dim=1, keepdim=True).clamp(min=self.eps)
         return TabNetOutput(
             logits=self.head(self.dropout(decision)),  # (B, num_classes)
-            masks=masks_t,
+            masks=masks,
             feature_importance=importance,
-            sparsity_loss=entropy / c.n_steps,
+            sparsity_loss=entropy / self.config.n_steps,
         )
-
-    @staticmethod
-    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
-        return torch.randn(batch, config.in_dim)
 
 
 def tabnet_loss(output: TabNetOutput, targets: torch.Tensor, lambda_sparse: float = 1e-3) -> torch.Tensor:

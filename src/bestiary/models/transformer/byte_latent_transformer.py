@@ -36,11 +36,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bestiary.layers import MultiHeadAttention, RotaryEmbedding, TransformerBlock, check_shape, make_norm
+from bestiary.layers import CrossAttention, RotaryEmbedding, check_shape, make_norm, transformer_block
 from bestiary.registry import register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     vocab_size: int = 256  # bytes
     d_model: int = 128  # latent (patch) transformer width
@@ -56,6 +56,23 @@ class Config:
     entropy_threshold: float = 2.0  # nats; entropy patching starts a patch above this
     n_hash_buckets: int = 4096  # hashed byte n-gram embeddings (0 disables them)
     ngram_sizes: tuple[int, ...] = (3, 4)
+
+
+class ByteLM(nn.Module):
+    """The small byte-level language model whose next-byte entropy decides where patches start:
+    one causal transformer block (RoPE, SwiGLU, RMSNorm). (B, T) bytes -> (B, T, vocab) logits."""
+
+    def __init__(self, vocab_size: int, d_model: int, n_heads: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, d_model)
+        self.block = transformer_block(
+            d_model, n_heads, 2 * d_model, rope=RotaryEmbedding(d_model // n_heads)
+        )
+        self.norm = make_norm("rmsnorm", d_model)
+        self.head = nn.Linear(d_model, vocab_size, bias=False)
+
+    def forward(self, byte_ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.norm(self.block(self.embed(byte_ids))))
 
 
 @register(
@@ -78,49 +95,39 @@ class ByteLatentTransformer(nn.Module):
         if config.patching not in ("fixed", "entropy"):
             raise ValueError(f"patching must be 'fixed' or 'entropy', got {config.patching!r}")
         self.config = c = config
+        self.num_features = c.d_local
         self.byte_embed = nn.Embedding(c.vocab_size, c.d_local)
         self.hash_embeds = nn.ModuleList(
             nn.Embedding(c.n_hash_buckets, c.d_local) for _ in (c.ngram_sizes if c.n_hash_buckets else ())
         )
+        # no parameters: one RoPE per width, shared by the blocks of that width
         local_rope, latent_rope = (
             RotaryEmbedding(c.d_local // c.n_heads),
             RotaryEmbedding(c.d_model // c.n_heads),
         )
-        self.local_rope, self.latent_rope = local_rope, latent_rope
 
-        def blocks(n: int, d: int) -> nn.ModuleList:
+        def blocks(n: int, d: int, rope: RotaryEmbedding) -> nn.ModuleList:
             d_ff = c.d_ff * d // c.d_model
-            return nn.ModuleList(TransformerBlock(d, c.n_heads, d_ff, dropout=c.dropout) for _ in range(n))
+            return nn.ModuleList(
+                transformer_block(d, c.n_heads, d_ff, rope=rope, dropout=c.dropout) for _ in range(n)
+            )
 
-        self.local_encoder = blocks(c.n_local_layers, c.d_local)
+        self.local_encoder = blocks(c.n_local_layers, c.d_local, local_rope)
         self.pool_norm = make_norm("rmsnorm", c.d_local)
-        self.pool_attn = MultiHeadAttention(c.d_local, c.n_heads, bias=False)
+        self.pool_attn = CrossAttention(c.d_local, c.n_heads, bias=False)
         self.to_latent = nn.Linear(c.d_local, c.d_model, bias=False)
-        self.latent = blocks(c.n_layers, c.d_model)
+        self.latent = blocks(c.n_layers, c.d_model, latent_rope)
         self.latent_norm = make_norm("rmsnorm", c.d_model)
         self.start_latent = nn.Parameter(torch.zeros(c.d_model))  # what the first patch's bytes see
         self.from_latent = nn.Linear(c.d_model, c.d_local, bias=False)
         self.dec_norm = make_norm("rmsnorm", c.d_local)
-        self.dec_attn = MultiHeadAttention(c.d_local, c.n_heads, bias=False)
-        self.local_decoder = blocks(c.n_local_layers, c.d_local)
+        self.dec_attn = CrossAttention(c.d_local, c.n_heads, bias=False)
+        self.local_decoder = blocks(c.n_local_layers, c.d_local, local_rope)
         self.norm = make_norm("rmsnorm", c.d_local)
         self.head = nn.Linear(c.d_local, c.vocab_size, bias=False)
         self.entropy_model = None
         if c.patching == "entropy":
-            from bestiary.models.transformer.decoder_only import Config as LMConfig
-            from bestiary.models.transformer.decoder_only import DecoderOnly
-
-            self.entropy_model = DecoderOnly(
-                LMConfig(
-                    vocab_size=c.vocab_size,
-                    d_model=c.d_local,
-                    n_layers=1,
-                    n_heads=c.n_heads,
-                    n_kv_heads=None,
-                    d_ff=2 * c.d_local,
-                    max_seq_len=c.max_seq_len,
-                )
-            )
+            self.entropy_model = ByteLM(c.vocab_size, c.d_local, c.n_heads)
 
     # ------------------------------------------------------------------------------ patching
     def patch_starts(self, byte_ids: torch.Tensor) -> torch.Tensor:
@@ -157,6 +164,13 @@ class ByteLatentTransformer(nn.Module):
     # ------------------------------------------------------------------------------- forward
     def forward(self, byte_ids: torch.Tensor, patch_ids: torch.Tensor | None = None) -> torch.Tensor:
         """byte_ids (B, T) in 0..255 -> next-byte logits (B, T, 256). `patch_ids` overrides patching."""
+        return self.forward_head(self.forward_features(byte_ids, patch_ids))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)  # (B, T, 256)
+
+    def forward_features(self, byte_ids: torch.Tensor, patch_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """byte_ids (B, T) -> the local decoder's normed states (B, T, d_local), one per byte."""
         c = self.config
         check_shape(byte_ids, "B T", name="byte_ids")
         B, T = byte_ids.shape
@@ -169,26 +183,24 @@ class ByteLatentTransformer(nn.Module):
         # local encoder over bytes
         h = self.byte_embed(byte_ids) + (self._ngram_embeddings(byte_ids) if self.hash_embeds else 0)
         for blk in self.local_encoder:
-            h = blk(h, is_causal=True, rope=self.local_rope)  # (B, T, d_local)
+            h = blk(h)  # (B, T, d_local)
         # bytes -> patches: each patch query (mean of its bytes) attends to its own bytes only
         member = patch_ids[:, None, :] == torch.arange(P, device=h.device)[None, :, None]  # (B, P, T)
         counts = member.sum(-1, keepdim=True).clamp(min=1)  # (B, P, 1); 0 for patches past the end
         pooled = (member.float() @ h) / counts  # (B, P, d_local)
-        pooled = pooled + self.pool_attn(
-            self.pool_norm(pooled), context=self.pool_norm(h), mask=member[:, None]
-        )
+        pooled = pooled + self.pool_attn(self.pool_norm(pooled), self.pool_norm(h), mask=member[:, None])
         z = self.to_latent(pooled)  # (B, P, d_model)
         for blk in self.latent:
-            z = blk(z, is_causal=True, rope=self.latent_rope)  # one step per patch, not per byte
+            z = blk(z)  # one step per patch, not per byte
         z = self.latent_norm(z)
         # patches -> bytes: byte t in patch p may read the start vector and latents 0 .. p-1
         context = torch.cat([self.start_latent.expand(B, 1, -1), z], dim=1)  # (B, P + 1, d_model)
         context = self.from_latent(context)  # (B, P + 1, d_local)
         visible = torch.arange(P + 1, device=h.device)[None, None, :] <= patch_ids[:, :, None]  # (B, T, P+1)
-        d = h + self.dec_attn(self.dec_norm(h), context=context, mask=visible[:, None])
+        d = h + self.dec_attn(self.dec_norm(h), context, mask=visible[:, None])
         for blk in self.local_decoder:
-            d = blk(d, is_causal=True, rope=self.local_rope)
-        return self.head(self.norm(d))  # (B, T, 256)
+            d = blk(d)
+        return self.norm(d)
 
     @staticmethod
     def example_input(config: Config, batch: int = 2) -> torch.Tensor:

@@ -5,17 +5,18 @@ arXiv) and "LLaMA: Open and Efficient Foundation Language Models" (Touvron et al
 arXiv:2302.13971), which swapped in RMSNorm, SwiGLU (arXiv:2002.05202) and RoPE (arXiv:2104.09864);
 grouped-query attention from Ainslie et al. (2023, arXiv:2305.13245).
 
-API (stable; generation and the KV-cache benchmarks build on it):
+Each layer is the one `Block` of `bestiary.layers` (built by `transformer_block`): a causal
+`MultiHeadAttention` mixer (RoPE, ALiBi or none; an optional sliding window) and an MLP, pre-norm. API (generation and the KV-cache
+benchmarks build on it):
 
     model = bestiary.build("decoder_only", vocab_size=..., ...)   # or "smollm2_135m", "gpt2"
     logits = model(tokens)                                         # (B, T) long -> (B, T, vocab)
-    cache = KVCache(model.config.n_layers)  # or model.new_kv_cache()
-    logits = model(prompt, kv_cache=cache)                 # start_pos defaults to len(cache) = 0
-    logits = model(next_tokens, kv_cache=cache)            # continues at start_pos = len(cache)
+    cache = model.init_cache(batch)        # one KVCache per layer
+    logits = model(prompt, cache=cache)    # positions 0..T-1
+    logits = model(next_tokens, cache=cache)   # continues at position len(cache)
 
-`start_pos` is the absolute position of tokens[:, 0]; it defaults to the cache length (0 without a
-cache) and must equal it when both are given. `padding_mask` (B, T_total) bool marks real tokens
-(True) vs padding (False) for batched, left-padded prompts; T_total counts cached positions too.
+`padding_mask` (B, T_total) bool marks real tokens (True) vs padding (False) for batched,
+left-padded prompts; T_total counts cached positions too.
 
 Presets: `smollm2_135m` (Llama architecture of SmolLM2-135M: 30 layers, d 576, 9 heads / 3 kv
 heads, d_ff 1536, vocab 49152, RoPE theta 100000, tied embeddings — 134,515,008 parameters, as
@@ -27,29 +28,28 @@ in `bestiary.llm.convert` (one documented name mapping per family; GPT-2's is te
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from bestiary.layers import (
-    KVCache,
+    Cache,
     LearnedPositions,
     RotaryEmbedding,
     SinusoidalPositions,
-    TransformerBlock,
-    alibi_bias,
     check_shape,
     make_dropout,
     make_norm,
+    transformer_block,
 )
-from bestiary.layers.masks import padding_mask as make_padding_mask
 from bestiary.registry import Preset, register
 
 POSITIONS = ("rope", "learned", "sinusoidal", "alibi", "none")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     vocab_size: int = 256
     d_model: int = 128
@@ -70,7 +70,8 @@ class Config:
     bias: bool = False  # biases in the projections and LayerNorms (GPT-2: True; nanoGPT's bias=False: none)
     tie_embeddings: bool = True  # output head shares the token embedding matrix
     sliding_window: int | None = None  # attend only to the last `sliding_window` positions
-    fused_qkv: bool = False  # one attn.qkv_proj (GPT-2's c_attn) instead of q_proj / k_proj / v_proj
+    fused_qkv: bool = False  # one mixer.qkv_proj (GPT-2's c_attn) instead of q_proj / k_proj / v_proj
+    attn_impl: str = "sdpa"  # "sdpa" (PyTorch's fused kernel) or "manual" (the readable path; same math)
 
 
 SMOLLM2_135M = dict(
@@ -133,32 +134,38 @@ class DecoderOnly(nn.Module):
         super().__init__()
         if config.position not in POSITIONS:
             raise ValueError(f"position must be one of {POSITIONS}, got {config.position!r}")
+        if config.attn_impl not in ("sdpa", "manual"):
+            raise ValueError(f"attn_impl must be 'sdpa' or 'manual', got {config.attn_impl!r}")
         self.config = c = config
         head_dim = c.head_dim or c.d_model // c.n_heads
+        self.num_features = c.d_model
         self.tok_embed = nn.Embedding(c.vocab_size, c.d_model)
         self.pos_embed: nn.Module | None = None
         if c.position == "learned":
             self.pos_embed = LearnedPositions(c.max_seq_len, c.d_model)
         elif c.position == "sinusoidal":
             self.pos_embed = SinusoidalPositions(c.d_model, c.max_seq_len)
-        self.rope = None
-        if c.position == "rope":
-            self.rope = RotaryEmbedding(head_dim, c.rope_theta, c.rope_scaling_factor, c.rope_scaling_type)
+        rope = None
+        if c.position == "rope":  # no parameters: one shared by every layer
+            rope = RotaryEmbedding(head_dim, c.rope_theta, c.rope_scaling_factor, c.rope_scaling_type)
         self.drop = make_dropout(c.dropout)
         self.blocks = nn.ModuleList(
-            TransformerBlock(
+            transformer_block(
                 c.d_model,
                 c.n_heads,
                 c.d_ff,
                 n_kv_heads=c.n_kv_heads,
                 head_dim=c.head_dim,
+                window=c.sliding_window,
+                rope=rope,
+                alibi=c.position == "alibi",
                 norm=c.norm,
                 norm_eps=c.norm_eps,
-                norm_bias=c.bias,
                 mlp=c.mlp,
-                fused_qkv=c.fused_qkv,
                 bias=c.bias,
                 dropout=c.dropout,
+                fused_qkv=c.fused_qkv,
+                manual=c.attn_impl == "manual",
             )
             for _ in range(c.n_layers)
         )
@@ -167,6 +174,11 @@ class DecoderOnly(nn.Module):
         if c.tie_embeddings:  # one matrix both reads and writes tokens (saves vocab * d_model params)
             self.lm_head.weight = self.tok_embed.weight
         self.apply(self._init_weights)
+        # GPT-2 (Sec. 2.3): "scale the weights of residual layers at initialization by 1/sqrt(N)",
+        # N = 2 * n_layers residual branches, so the sum of N branches keeps the variance of one
+        for name, param in self.named_parameters():
+            if name.endswith(("mixer.out_proj.weight", "mlp.down.weight")):
+                nn.init.normal_(param, std=0.02 / math.sqrt(2 * c.n_layers))
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -181,66 +193,79 @@ class DecoderOnly(nn.Module):
         if self.config.tie_embeddings:
             self.lm_head.weight = self.tok_embed.weight
 
-    def new_kv_cache(self) -> KVCache:
-        return KVCache(self.config.n_layers)
+    def init_cache(self, batch: int = 1) -> Cache:
+        """An empty decoding cache: one KVCache per layer, and the count of positions seen."""
+        return Cache([block.init_cache(batch) for block in self.blocks])
 
-    def hidden_states(
+    def forward_features(
         self,
         tokens: torch.Tensor,
-        kv_cache: KVCache | None = None,
-        start_pos: int | None = None,
+        *,
+        cache: Cache | None = None,
         padding_mask: torch.Tensor | None = None,
-        manual: bool = False,
     ) -> torch.Tensor:
         """tokens (B, T) -> final-normed hidden states (B, T, d_model) (the input of lm_head)."""
         c = self.config
         check_shape(tokens, "B T", name="tokens")
         if tokens.dtype != torch.long:
             raise TypeError(f"tokens must be torch.long token ids, got {tokens.dtype}")
-        cached = 0 if kv_cache is None else kv_cache.length
-        if start_pos is None:
-            start_pos = cached
-        elif kv_cache is not None and start_pos != cached:
-            raise ValueError(f"start_pos={start_pos} but the KV cache holds {cached} positions")
+        start = 0 if cache is None else cache.length  # absolute position of tokens[:, 0]
         B, T = tokens.shape
-        if start_pos + T > c.max_seq_len:
-            raise ValueError(f"positions up to {start_pos + T} exceed max_seq_len={c.max_seq_len}")
+        if start + T > c.max_seq_len:
+            raise ValueError(f"positions up to {start + T} exceed max_seq_len={c.max_seq_len}")
+        if padding_mask is not None:  # (B, T_total): True = a real token, cached positions included
+            check_shape(padding_mask, "B T", name="padding_mask", B=B, T=start + T)
         x = self.tok_embed(tokens)  # (B, T, d_model)
         if self.pos_embed is not None:
-            x = x + self.pos_embed(T, start_pos)  # (T, d_model) broadcast over the batch
+            x = x + self.pos_embed(T, start)  # (T, d_model) broadcast over the batch
         x = self.drop(x)
-        t_key = start_pos + T if kv_cache is not None else T
-        mask = None
-        if padding_mask is not None:
-            check_shape(padding_mask, "B T", name="padding_mask", B=B, T=t_key)
-            mask = make_padding_mask(padding_mask)  # (B, 1, 1, Tk)
-        bias = alibi_bias(c.n_heads, T, t_key, x.device) if c.position == "alibi" else None  # (H, T, Tk)
         for i, block in enumerate(self.blocks):
-            x = block(
-                x,
-                mask=mask,
-                is_causal=c.sliding_window is None,
-                rope=self.rope,
-                start_pos=start_pos,
-                kv_cache=kv_cache,
-                layer_idx=i,
-                attn_bias=bias,
-                window=c.sliding_window,
-                manual=manual,
-            )
+            x = block(x, cache=None if cache is None else cache[i], mask=padding_mask)
+        if cache is not None:
+            cache.advance(T)
         return self.norm(x)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Hidden states (B, T, d_model) -> logits (B, T, vocab_size)."""
+        return self.lm_head(features)
 
     def forward(
         self,
         tokens: torch.Tensor,
-        kv_cache: KVCache | None = None,
-        start_pos: int | None = None,
+        *,
+        cache: Cache | None = None,
         padding_mask: torch.Tensor | None = None,
-        manual: bool = False,
     ) -> torch.Tensor:
         """tokens (B, T) long -> logits (B, T, vocab_size). See the module docstring."""
-        return self.lm_head(self.hidden_states(tokens, kv_cache, start_pos, padding_mask, manual))
+        return self.forward_head(self.forward_features(tokens, cache=cache, padding_mask=padding_mask))
 
-    @staticmethod
-    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
-        return torch.randint(0, config.vocab_size, (batch, min(16, config.max_seq_len)))
+
+# ------------------------------------------------ transformers checkpoint names -> ours (bestiary.llm.convert)
+# LlamaForCausalLM, `i` = layer: model.layers.i.self_attn.{q,k,v,o}_proj -> blocks.i.mixer.{q,k,v,out}_proj;
+# mlp.{gate,up,down}_proj -> blocks.i.mlp.{gate,up,down}; input_layernorm / post_attention_layernorm ->
+# blocks.i.mixer_norm / mlp_norm; model.norm -> norm; lm_head -> lm_head (absent when tied).
+HF_LLAMA_NAMES = [
+    (r"model\.embed_tokens\.weight", r"tok_embed.weight"),
+    (r"model\.layers\.(\d+)\.self_attn\.([qkv])_proj\.(weight|bias)", r"blocks.\1.mixer.\2_proj.\3"),
+    (r"model\.layers\.(\d+)\.self_attn\.o_proj\.(weight|bias)", r"blocks.\1.mixer.out_proj.\2"),
+    (r"model\.layers\.(\d+)\.mlp\.(gate|up|down)_proj\.(weight|bias)", r"blocks.\1.mlp.\2.\3"),
+    (r"model\.layers\.(\d+)\.input_layernorm\.weight", r"blocks.\1.mixer_norm.weight"),
+    (r"model\.layers\.(\d+)\.post_attention_layernorm\.weight", r"blocks.\1.mlp_norm.weight"),
+    (r"model\.norm\.weight", r"norm.weight"),
+    (r"lm_head\.weight", r"lm_head.weight"),
+]
+
+# GPT2LMHeadModel, one tensor for one tensor (the gpt2 preset has fused_qkv=True). GPT-2 stores its
+# linear layers as `Conv1D`, weight (in, out): bestiary.llm.convert transposes those.
+HF_GPT2_NAMES = {
+    r"wte\.weight": "tok_embed.weight",
+    r"wpe\.weight": "pos_embed.weight",
+    r"h\.(\d+)\.ln_1\.(weight|bias)": r"blocks.\1.mixer_norm.\2",
+    r"h\.(\d+)\.ln_2\.(weight|bias)": r"blocks.\1.mlp_norm.\2",
+    r"h\.(\d+)\.attn\.c_attn\.(weight|bias)": r"blocks.\1.mixer.qkv_proj.\2",
+    r"h\.(\d+)\.attn\.c_proj\.(weight|bias)": r"blocks.\1.mixer.out_proj.\2",
+    r"h\.(\d+)\.mlp\.c_fc\.(weight|bias)": r"blocks.\1.mlp.up.\2",
+    r"h\.(\d+)\.mlp\.c_proj\.(weight|bias)": r"blocks.\1.mlp.down.\2",
+    r"ln_f\.(weight|bias)": r"norm.\1",
+    r"lm_head\.weight": "lm_head.weight",
+}

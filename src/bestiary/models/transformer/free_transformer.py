@@ -37,17 +37,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from bestiary.layers import (
-    MultiHeadAttention,
+    Block,
+    CrossAttention,
     RotaryEmbedding,
-    TransformerBlock,
     check_shape,
     make_mlp,
     make_norm,
+    transformer_block,
 )
 from bestiary.registry import register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     vocab_size: int = 256
     d_model: int = 128
@@ -89,19 +90,33 @@ class FreeTransformer(nn.Module):
         if config.n_layers < 2:
             raise ValueError("the Free Transformer needs n_layers >= 2 (Z goes in the middle)")
         self.config = c = config
+        self.num_features = c.d_model
         self.embed = nn.Embedding(c.vocab_size, c.d_model)
-        self.rope = RotaryEmbedding(c.d_model // c.n_heads, c.rope_theta)
-        self.blocks = nn.ModuleList(
-            TransformerBlock(c.d_model, c.n_heads, c.d_ff, n_kv_heads=c.n_kv_heads, dropout=c.dropout)
-            for _ in range(c.n_layers)
-        )
+        self.rope = RotaryEmbedding(c.d_model // c.n_heads, c.rope_theta)  # shared, no parameters
+        half = c.n_layers // 2
+
+        def block(i: int) -> Block:
+            if i != half:
+                return transformer_block(
+                    c.d_model, c.n_heads, c.d_ff, n_kv_heads=c.n_kv_heads, rope=self.rope, dropout=c.dropout
+                )
+            # the injection block: its attention reads keys and values from another sequence
+            # (x + R) on the same positions, so it is causal cross-attention
+            injection = CrossAttention(
+                c.d_model, c.n_heads, n_kv_heads=c.n_kv_heads, bias=False, causal=True, rope=self.rope
+            )
+            return Block(c.d_model, injection, make_mlp("swiglu", c.d_model, c.d_ff), norm="rmsnorm")
+
+        self.blocks = nn.ModuleList(block(i) for i in range(c.n_layers))
         self.norm = make_norm("rmsnorm", c.d_model)
         self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         # encoder Q(Z | S): one non-causal block with a learned constant query ζ
         self.zeta = nn.Parameter(torch.randn(c.d_model) * 0.02)
         self.enc_norm_q = make_norm("rmsnorm", c.d_model)
         self.enc_norm_kv = make_norm("rmsnorm", c.d_model)
-        self.enc_attn = MultiHeadAttention(c.d_model, c.n_heads, c.n_kv_heads, bias=False)
+        self.enc_attn = CrossAttention(
+            c.d_model, c.n_heads, n_kv_heads=c.n_kv_heads, bias=False, rope=self.rope
+        )
         self.enc_mlp_norm = make_norm("rmsnorm", c.d_model)
         self.enc_mlp = make_mlp("swiglu", c.d_model, c.d_ff)
         self.enc_readout = nn.Linear(c.d_model, c.n_latent_bits)  # H bit logits
@@ -125,9 +140,7 @@ class FreeTransformer(nn.Module):
         """Middle-stack states (B, T, D) -> bit logits (B, T, H). Non-causal: sees the whole sequence."""
         B, T, D = x.shape
         q = self.zeta.expand(B, T, D)  # (B, T, D): the same query vector everywhere, RoPE adds position
-        h = q + self.enc_attn(
-            self.enc_norm_q(q), context=self.enc_norm_kv(x), rope=self.rope, rope_context=True
-        )
+        h = q + self.enc_attn(self.enc_norm_q(q), self.enc_norm_kv(x))
         h = h + self.enc_mlp(self.enc_mlp_norm(h))
         return self.enc_readout(h)  # (B, T, H)
 
@@ -151,6 +164,17 @@ class FreeTransformer(nn.Module):
         z: latent codes (B, T) long (e.g. `sample_prior`) to use instead of the encoder. Without z,
         the encoder infers them: sampled in training mode, the most likely code in eval mode.
         """
+        hidden, kl, bit_logits = self._decode(tokens, z)
+        return FreeTransformerOutput(self.lm_head(hidden), kl, bit_logits)
+
+    def forward_features(self, tokens: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens (B, T) -> the decoder's final normed states (B, T, d_model), before lm_head."""
+        return self._decode(tokens, z)[0]
+
+    def _decode(
+        self, tokens: torch.Tensor, z: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(final normed states (B, T, D), KL (B, T), bit logits (B, T, H) or None)."""
         c = self.config
         check_shape(tokens, "B T", name="tokens")
         B, T = tokens.shape
@@ -159,7 +183,7 @@ class FreeTransformer(nn.Module):
         half = c.n_layers // 2
         x = self.embed(tokens)  # (B, T, D)
         for blk in self.blocks[:half]:
-            x = blk(x, is_causal=True, rope=self.rope)
+            x = blk(x)
         bit_logits = None
         if z is None:
             bit_logits = self.encode(x)  # (B, T, H)
@@ -172,13 +196,11 @@ class FreeTransformer(nn.Module):
         r = self.latent_proj(y)  # (B, T, D)
         # the injection block: queries from x, keys and values from x + r
         mid = self.blocks[half]
-        x = x + mid.attn(
-            mid.attn_norm(x), context=mid.attn_norm(x + r), is_causal=True, rope=self.rope, rope_context=True
-        )
+        x = x + mid.mixer(mid.mixer_norm(x), mid.mixer_norm(x + r))
         x = x + mid.mlp(mid.mlp_norm(x))
         for blk in self.blocks[half + 1 :]:
-            x = blk(x, is_causal=True, rope=self.rope)
-        return FreeTransformerOutput(self.lm_head(self.norm(x)), kl, bit_logits)
+            x = blk(x)
+        return self.norm(x), kl, bit_logits
 
     @staticmethod
     def example_input(config: Config, batch: int = 2) -> torch.Tensor:

@@ -24,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers import RotaryEmbedding, TransformerBlock, check_shape, make_norm
+from bestiary.layers import Block, RotaryEmbedding, check_shape, make_norm, transformer_block
 from bestiary.registry import register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     vocab_size: int = 256
     d_model: int = 128
@@ -66,26 +66,34 @@ class MultiTokenPrediction(nn.Module):
         if config.n_future < 1:
             raise ValueError(f"n_future must be >= 1, got {config.n_future}")
         self.config = c = config
+        self.num_features = c.d_model
         self.embed = nn.Embedding(c.vocab_size, c.d_model)
-        self.rope = RotaryEmbedding(c.d_model // c.n_heads, c.rope_theta)
+        self.rope = RotaryEmbedding(c.d_model // c.n_heads, c.rope_theta)  # shared, no parameters
 
-        def block() -> TransformerBlock:
-            return TransformerBlock(c.d_model, c.n_heads, c.d_ff, n_kv_heads=c.n_kv_heads, dropout=c.dropout)
+        def block() -> Block:
+            return transformer_block(
+                c.d_model, c.n_heads, c.d_ff, n_kv_heads=c.n_kv_heads, rope=self.rope, dropout=c.dropout
+            )
 
         self.trunk = nn.ModuleList(block() for _ in range(c.n_layers))
         self.heads = nn.ModuleList(block() for _ in range(c.n_future))  # one block per future offset
         self.norm = make_norm("rmsnorm", c.d_model)  # shared by all heads
         self.unembed = nn.Linear(c.d_model, c.vocab_size, bias=False)  # shared by all heads
 
-    def forward(self, tokens: torch.Tensor) -> MTPOutput:
+    def forward_features(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B, T) -> the shared trunk's states z (B, T, d_model), which every head reads."""
         check_shape(tokens, "B T", name="tokens")
         if tokens.shape[1] > self.config.max_seq_len:
             raise ValueError(f"sequence of {tokens.shape[1]} exceeds max_seq_len={self.config.max_seq_len}")
         z = self.embed(tokens)  # (B, T, d_model)
         for blk in self.trunk:
-            z = blk(z, is_causal=True, rope=self.rope)
+            z = blk(z)
+        return z
+
+    def forward(self, tokens: torch.Tensor) -> MTPOutput:
+        z = self.forward_features(tokens)
         # every head reads the same trunk state z_t; head k is trained on token t + k + 1
-        logits = [self.unembed(self.norm(head(z, is_causal=True, rope=self.rope))) for head in self.heads]
+        logits = [self.unembed(self.norm(head(z))) for head in self.heads]
         return MTPOutput(torch.stack(logits, dim=1))  # (B, n_future, T, vocab)
 
     @staticmethod

@@ -5,32 +5,31 @@ arXiv:2210.13452).
 
 Convolutions are cheap and local, which suits the early high-resolution stages (56x56 tokens at
 224 px); attention is global but quadratic in the token count, which suits the late stages (14x14
-and 7x7). The network is `bestiary.models.vision.metaformer.MetaFormerNet` with
-token_mixers = (sepconv, sepconv, attention, attention) and bias-free LayerNorms; CAFormer-B36
+and 7x7). The network is the MetaFormer baselines' (`bestiary.layers.metaformer_net`, shared with
+the `metaformer` entry) with token_mixers = (sepconv, sepconv, attention, attention); CAFormer-B36
 reached 85.5% ImageNet-1k top-1 at 224 px without extra data.
 
 Presets follow the reference code (sail-sg/metaformer, timm `caformer_*`). No exact parameter count
 is published — the paper and timm's model cards give millions rounded to 0.1 (s18: 26.3M) — so the
-presets carry `params=None` and tests/models/test_vision.py checks the rounded published figures.
+presets carry `params=None` and tests/models/vision/test_caformer.py checks the rounded figures.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bestiary.models.vision.metaformer import Config as MetaFormerConfig
-from bestiary.models.vision.metaformer import MetaFormerNet
+from bestiary.layers.metaformer_net import MetaFormerConfig, MetaFormerNet
 from bestiary.registry import Preset, register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config(MetaFormerConfig):
     token_mixers: tuple[str, ...] = ("sepconv", "sepconv", "attention", "attention")
 
 
-def _preset(layers: tuple[int, ...], widths: tuple[int, ...], rounded: str, name: str) -> Preset:
+def _preset(depths: tuple[int, ...], dims: tuple[int, ...], rounded: str, name: str) -> Preset:
     return Preset(
-        dict(layers=layers, widths=widths, num_classes=1000, image_size=224),
+        dict(depths=depths, dims=dims, num_classes=1000, image_size=224),
         params=None,
         source=f"no exact count published; timm {name} card / paper Table: {rounded} parameters",
     )
@@ -45,7 +44,7 @@ def _preset(layers: tuple[int, ...], widths: tuple[int, ...], rounded: str, name
     year=2022,
     arxiv="2210.13452",
     input_kind="image",
-    tiny=dict(layers=(1, 1, 1, 1), widths=(8, 8, 16, 16), head_dim=8, image_size=32),
+    tiny=dict(depths=(1, 1, 1, 1), dims=(8, 8, 16, 16), head_dim=8, image_size=32),
     presets={
         "caformer_s18": _preset((3, 3, 9, 3), (64, 128, 320, 512), "26.3M", "caformer_s18"),
         "caformer_s36": _preset((3, 12, 18, 3), (64, 128, 320, 512), "39.3M", "caformer_s36"),
@@ -55,4 +54,4 @@ def _preset(layers: tuple[int, ...], widths: tuple[int, ...], rounded: str, name
     outputs="logits (B, num_classes)",
 )
 class CAFormer(MetaFormerNet):
-    pass
+    """The MetaFormer baselines network with CAFormer's mixers."""

@@ -23,11 +23,11 @@ from torch import nn
 
 from bestiary.layers.drop_path import drop_path_rates
 from bestiary.layers.patch_embed import PatchEmbed, check_image, patch_count, prepend_tokens
-from bestiary.layers.vit_block import ViTBlock
+from bestiary.layers.vision_transformer import vit_block
 from bestiary.registry import Preset, register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     in_channels: int = 3
     image_size: int = 32
@@ -40,6 +40,25 @@ class Config:
     distilled: bool = True  # add the distillation token and its head
     dropout: float = 0.0
     drop_path: float = 0.1  # DeiT's recipe relies on stochastic depth
+
+
+#: our state-dict names -> transformers' DeiTForImageClassificationWithTeacher names (regex rules
+#: applied in order); the oracle test copies reference weights through them
+HF_NAMES = [
+    (r"^cls_token$", "deit.embeddings.cls_token"),
+    (r"^dist_token$", "deit.embeddings.distillation_token"),
+    (r"^pos_embed$", "deit.embeddings.position_embeddings"),
+    (r"^patch_embed\.proj\.", "deit.embeddings.patch_embeddings.projection."),
+    (r"^blocks\.(\d+)\.mixer_norm\.", r"deit.layers.\1.layernorm_before."),
+    (r"^blocks\.(\d+)\.mlp_norm\.", r"deit.layers.\1.layernorm_after."),
+    (r"^blocks\.(\d+)\.mixer\.out_proj\.", r"deit.layers.\1.attention.o_proj."),
+    (r"^blocks\.(\d+)\.mixer\.", r"deit.layers.\1.attention."),  # q_proj, k_proj, v_proj
+    (r"^blocks\.(\d+)\.mlp\.up\.", r"deit.layers.\1.mlp.fc1."),
+    (r"^blocks\.(\d+)\.mlp\.down\.", r"deit.layers.\1.mlp.fc2."),
+    (r"^norm\.", "deit.layernorm."),
+    (r"^head\.", "cls_classifier."),
+    (r"^head_dist\.", "distillation_classifier."),
+]
 
 
 def _preset(d_model: int, n_heads: int, distilled: bool, params: int, name: str) -> Preset:
@@ -84,7 +103,7 @@ class DeiT(nn.Module):
         super().__init__()
         n_patches = patch_count(config.image_size, config.patch_size)
         self.config = config
-        d = config.d_model
+        d = self.num_features = config.d_model
         n_special = 2 if config.distilled else 1  # [CLS] (+ [DIST])
         self.patch_embed = PatchEmbed(config.in_channels, d, config.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
@@ -93,7 +112,7 @@ class DeiT(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.blocks = nn.Sequential(
             *[
-                ViTBlock(d, config.n_heads, config.d_ff, dropout=config.dropout, drop_path=rate)
+                vit_block(d, config.n_heads, config.d_ff, dropout=config.dropout, drop_path=rate)
                 for rate in drop_path_rates(config.drop_path, config.n_layers)
             ]
         )
@@ -101,25 +120,30 @@ class DeiT(nn.Module):
         self.head = nn.Linear(d, config.num_classes)
         self.head_dist = nn.Linear(d, config.num_classes) if config.distilled else None
 
-    def forward_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, C, H, W) -> ([CLS] logits, distillation logits or None), each (B, num_classes)."""
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> the final normalised tokens (B, n_special + N, D): [CLS], [DIST] (if
+        distilled), then the patches."""
         c = self.config
         check_image(x, c.in_channels, multiple_of=c.patch_size, image_size=c.image_size)
         x = self.patch_embed(x)  # (B, N, D)
         special = [self.cls_token] if self.dist_token is None else [self.cls_token, self.dist_token]
         x = prepend_tokens(x, *special) + self.pos_embed  # (B, n_special + N, D)
-        x = self.norm(self.blocks(self.dropout(x)))
-        cls_logits = self.head(x[:, 0])
-        dist_logits = self.head_dist(x[:, 1]) if self.head_dist is not None else None
+        return self.norm(self.blocks(self.dropout(x)))
+
+    def heads(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Tokens -> ([CLS] logits, distillation logits or None), each (B, num_classes)."""
+        cls_logits = self.head(features[:, 0])
+        dist_logits = self.head_dist(features[:, 1]) if self.head_dist is not None else None
         return cls_logits, dist_logits
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        cls_logits, dist_logits = self.forward_heads(x)
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Tokens -> logits (B, num_classes): the mean of the two heads' logits when distilled
+        (what the paper uses at test time)."""
+        cls_logits, dist_logits = self.heads(features)
         return cls_logits if dist_logits is None else (cls_logits + dist_logits) / 2
 
-    @staticmethod
-    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
-        return torch.randn(batch, config.in_channels, config.image_size, config.image_size)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
 
 
 def distillation_loss(

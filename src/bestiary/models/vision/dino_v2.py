@@ -28,13 +28,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bestiary.layers.dino import DinoHead, DinoOutput
 from bestiary.layers.drop_path import drop_path_rates
 from bestiary.layers.patch_embed import PatchEmbed, check_image, patch_count, prepend_tokens
-from bestiary.layers.vit_block import ViTBlock
+from bestiary.layers.vision_transformer import vit_block
 from bestiary.registry import Preset, register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     in_channels: int = 3
     image_size: int = 32
@@ -43,7 +44,7 @@ class Config:
     n_layers: int = 6
     n_heads: int = 3
     d_ff: int = 768
-    ffn: str = "mlp"  # "mlp" (GELU) or "swiglu" (ViT-g)
+    mlp: str = "gelu"  # "gelu" (Linear-GELU-Linear) or "swiglu" (ViT-g)
     n_registers: int = 4
     layer_scale: float = 1e-5
     head_prototypes: int = 1024  # K prototypes of the DINO head; 0: no head (backbone only)
@@ -52,47 +53,24 @@ class Config:
     drop_path: float = 0.0
 
 
-@dataclass
-class DinoOutput:
-    cls_token: torch.Tensor  # (B, D) normalised [CLS] output: the image embedding
-    patch_tokens: torch.Tensor  # (B, N, D) normalised patch outputs: dense features
-    register_tokens: torch.Tensor | None  # (B, R, D), or None without registers
-    prototype_logits: torch.Tensor | None  # (B, K) DINO head on [CLS], or None without a head
-
-    @classmethod
-    def from_tokens(cls, tokens: torch.Tensor, n_registers: int, head: nn.Module | None) -> DinoOutput:
-        """Split the final tokens (B, 1 + R + N, D) — [CLS], R registers, N patches — and run the
-        DINO head (if any) on [CLS]."""
-        cls_token = tokens[:, 0]  # (B, D)
-        return cls(
-            cls_token=cls_token,
-            patch_tokens=tokens[:, 1 + n_registers :],  # (B, N, D)
-            register_tokens=tokens[:, 1 : 1 + n_registers] if n_registers else None,  # (B, R, D)
-            prototype_logits=head(cls_token) if head is not None else None,
-        )
+#: our state-dict names -> transformers' Dinov2Model / Dinov2WithRegistersModel names (regex rules
+#: applied in order); the oracle test copies reference weights through them
+HF_NAMES = [
+    (r"^(cls_token|mask_token|register_tokens)$", r"embeddings.\1"),
+    (r"^pos_embed$", "embeddings.position_embeddings"),
+    (r"^patch_embed\.proj\.", "embeddings.patch_embeddings.projection."),
+    (r"^blocks\.(\d+)\.mixer_norm\.", r"encoder.layer.\1.norm1."),
+    (r"^blocks\.(\d+)\.mlp_norm\.", r"encoder.layer.\1.norm2."),
+    (r"^blocks\.(\d+)\.mixer\.out_proj\.", r"encoder.layer.\1.attention.o_proj."),
+    (r"^blocks\.(\d+)\.mixer\.", r"encoder.layer.\1.attention."),  # q_proj, k_proj, v_proj
+    (r"^blocks\.(\d+)\.mixer_scale\.scale$", r"encoder.layer.\1.layer_scale1.lambda1"),
+    (r"^blocks\.(\d+)\.mlp_scale\.scale$", r"encoder.layer.\1.layer_scale2.lambda1"),
+    (r"^blocks\.(\d+)\.mlp\.up\.", r"encoder.layer.\1.mlp.fc1."),
+    (r"^blocks\.(\d+)\.mlp\.down\.", r"encoder.layer.\1.mlp.fc2."),
+    (r"^norm\.", "layernorm."),
+]
 
 
-class DinoHead(nn.Module):
-    """MLP -> L2 normalise -> cosine similarity to K unit-norm prototypes. (B, D) -> (B, K)."""
-
-    def __init__(self, d_model: int, hidden: int, bottleneck: int, prototypes: int):
-        super().__init__()
-        self.mlp = nn.Sequential(
-            nn.Linear(d_model, hidden),
-            nn.GELU(),
-            nn.Linear(hidden, hidden),
-            nn.GELU(),
-            nn.Linear(hidden, bottleneck),
-        )
-        self.prototypes = nn.Linear(bottleneck, prototypes, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.normalize(self.mlp(x), dim=-1)  # (B, bottleneck), unit length
-        # unit-norm prototypes (the paper's weight-normalised layer with its gain frozen at 1)
-        return F.linear(x, F.normalize(self.prototypes.weight, dim=-1))
-
-
-# tiny configuration shared with DINOv3 (same options, same sizes)
 TINY = dict(
     image_size=16,
     patch_size=4,
@@ -107,24 +85,24 @@ TINY = dict(
 )
 
 
-def backbone_preset(
-    d: int, layers: int, heads: int, d_ff: int, ffn: str, params: int, source: str, **geometry
-) -> Preset:
-    """A released DINO backbone (no training head); `geometry`: n_registers, image_size, patch_size.
-    Shared with DINOv3."""
-    return Preset(
-        dict(d_model=d, n_layers=layers, n_heads=heads, d_ff=d_ff, ffn=ffn, head_prototypes=0, **geometry),
-        params=params,
-        source=source,
-    )
-
-
 def _preset(
-    d: int, layers: int, heads: int, d_ff: int, ffn: str, regs: int, params: int, name: str
+    d: int, layers: int, heads: int, d_ff: int, mlp: str, regs: int, params: int, name: str
 ) -> Preset:
-    source = f"facebookresearch/dinov2 {name} backbone; = transformers Dinov2(WithRegisters)Model count"
-    return backbone_preset(
-        d, layers, heads, d_ff, ffn, params, source, n_registers=regs, image_size=518, patch_size=14
+    """A released backbone (518 px, patch 14) without the training head."""
+    return Preset(
+        dict(
+            d_model=d,
+            n_layers=layers,
+            n_heads=heads,
+            d_ff=d_ff,
+            mlp=mlp,
+            n_registers=regs,
+            image_size=518,
+            patch_size=14,
+            head_prototypes=0,
+        ),
+        params=params,
+        source=f"facebookresearch/dinov2 {name} backbone; = transformers Dinov2(WithRegisters)Model count",
     )
 
 
@@ -139,12 +117,12 @@ def _preset(
     input_kind="image",
     tiny=TINY,
     presets={
-        "dinov2_vits14": _preset(384, 12, 6, 1536, "mlp", 0, 22_056_576, "dinov2_vits14"),
-        "dinov2_vitb14": _preset(768, 12, 12, 3072, "mlp", 0, 86_580_480, "dinov2_vitb14"),
-        "dinov2_vitl14": _preset(1024, 24, 16, 4096, "mlp", 0, 304_368_640, "dinov2_vitl14"),
+        "dinov2_vits14": _preset(384, 12, 6, 1536, "gelu", 0, 22_056_576, "dinov2_vits14"),
+        "dinov2_vitb14": _preset(768, 12, 12, 3072, "gelu", 0, 86_580_480, "dinov2_vitb14"),
+        "dinov2_vitl14": _preset(1024, 24, 16, 4096, "gelu", 0, 304_368_640, "dinov2_vitl14"),
         "dinov2_vitg14": _preset(1536, 40, 24, 4096, "swiglu", 0, 1_136_480_768, "dinov2_vitg14"),
-        "dinov2_vits14_reg": _preset(384, 12, 6, 1536, "mlp", 4, 22_058_112, "dinov2_vits14_reg"),
-        "dinov2_vitb14_reg": _preset(768, 12, 12, 3072, "mlp", 4, 86_583_552, "dinov2_vitb14_reg"),
+        "dinov2_vits14_reg": _preset(384, 12, 6, 1536, "gelu", 4, 22_058_112, "dinov2_vits14_reg"),
+        "dinov2_vitb14_reg": _preset(768, 12, 12, 3072, "gelu", 4, 86_583_552, "dinov2_vitb14_reg"),
     },
     outputs="DinoOutput(cls_token, patch_tokens, register_tokens, prototype_logits)",
 )
@@ -154,6 +132,7 @@ class DinoV2(nn.Module):
         c = config
         n_patches = patch_count(c.image_size, c.patch_size)
         self.config = config
+        self.num_features = c.d_model
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.d_model))
         self.mask_token = nn.Parameter(torch.zeros(1, c.d_model))  # replaces masked patches (iBOT loss)
         self.pos_embed = nn.Parameter(torch.randn(1, 1 + n_patches, c.d_model) * 0.02)  # [CLS] + patches
@@ -163,7 +142,7 @@ class DinoV2(nn.Module):
         self.patch_embed = PatchEmbed(c.in_channels, c.d_model, c.patch_size)
         self.blocks = nn.Sequential(
             *[
-                ViTBlock(c.d_model, c.n_heads, c.d_ff, drop_path=rate, layer_scale=c.layer_scale, ffn=c.ffn)
+                vit_block(c.d_model, c.n_heads, c.d_ff, mlp=c.mlp, drop_path=rate, layer_scale=c.layer_scale)
                 for rate in drop_path_rates(c.drop_path, c.n_layers)
             ]
         )
@@ -174,25 +153,24 @@ class DinoV2(nn.Module):
             else None
         )
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> DinoOutput:
-        """x (B, C, H, W); `mask` (B, N) boolean: patches to replace by the [MASK] token."""
+    def forward_features(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, C, H, W) -> the final normalised tokens (B, 1 + R + N, D): [CLS], R registers,
+        N patches (before the DINO head). `mask` (B, N) boolean: patches to replace by [MASK]."""
         c = self.config
         check_image(x, c.in_channels, multiple_of=c.patch_size, image_size=c.image_size)
         tokens = self.patch_embed(x)  # (B, N, D)
         if mask is not None:
             tokens = torch.where(mask.unsqueeze(-1), self.mask_token.to(tokens.dtype), tokens)
         tokens = prepend_tokens(tokens, self.cls_token) + self.pos_embed  # (B, 1 + N, D)
-        n_reg = 0
         if self.register_tokens is not None:  # after the position embeddings: registers have no position
-            n_reg = self.register_tokens.shape[1]
             registers = self.register_tokens.expand(tokens.shape[0], -1, -1)  # (B, R, D)
             tokens = torch.cat([tokens[:, :1], registers, tokens[:, 1:]], dim=1)  # (B, 1 + R + N, D)
-        tokens = self.norm(self.blocks(tokens))  # (B, 1 + R + N, D)
-        return DinoOutput.from_tokens(tokens, n_reg, self.head)
+        return self.norm(self.blocks(tokens))  # (B, 1 + R + N, D)
 
-    @staticmethod
-    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
-        return torch.randn(batch, config.in_channels, config.image_size, config.image_size)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> DinoOutput:
+        """x (B, C, H, W); `mask` (B, N) boolean: patches to replace by the [MASK] token."""
+        tokens = self.forward_features(x, mask)  # (B, 1 + R + N, D)
+        return DinoOutput.from_tokens(tokens, self.config.n_registers, self.head)  # DINO head on [CLS]
 
 
 def dino_loss(

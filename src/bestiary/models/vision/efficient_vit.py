@@ -18,7 +18,10 @@ Layout (B0-B3): conv stem + depthwise-separable blocks, two MBConv stages, then 
 [LiteMLA + MBConv] blocks, then a conv + 2-layer MLP head. Hardswish activations, BatchNorm.
 The "fewer norm" MBConvs inside attention stages use biased convs without BatchNorm, as in the
 reference implementation. Presets: B0-B3 at 224 px; only rounded parameter counts are published
-(3.4M / 9.1M / 24.3M / 48.6M), checked in tests/models/test_vision.py.
+(3.4M / 9.1M / 24.3M / 48.6M), checked in tests/models/vision/test_efficient_vit.py.
+
+An EfficientViT block is not the library's `Block`: there are no pre-norms (the "fewer norm"
+design normalises only inside the projections) and the MLP's place is taken by an MBConv.
 """
 
 from __future__ import annotations
@@ -34,13 +37,13 @@ from bestiary.layers.patch_embed import check_image
 from bestiary.registry import Preset, register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     in_channels: int = 3
-    image_size: int = 32  # only used by example_input
+    image_size: int = 32  # the side of the default example input
     num_classes: int = 10
-    widths: tuple[int, ...] = (8, 16, 32, 64, 128)  # stem, then four stages (strides 2, 4, 8, 16, 32)
-    layers: tuple[int, ...] = (1, 2, 2, 2, 2)  # stem DSConv blocks, then blocks per stage
+    dims: tuple[int, ...] = (8, 16, 32, 64, 128)  # stem, then four stages (strides 2, 4, 8, 16, 32)
+    depths: tuple[int, ...] = (1, 2, 2, 2, 2)  # stem DSConv blocks, then blocks per stage
     head_dim: int = 16  # linear attention heads = width // head_dim
     expand_ratio: float = 4.0  # MBConv expansion
     head_widths: tuple[int, int] = (1024, 1280)  # classifier head: 1x1 conv width, MLP width
@@ -119,11 +122,11 @@ class EfficientViTBlock(nn.Sequential):
         super().__init__(LiteMLA(dim, head_dim), LightMBConv(dim, dim, 1, expand_ratio))
 
 
-def _preset(widths, layers, head_dim, head_widths, millions, name) -> Preset:
+def _preset(dims, depths, head_dim, head_widths, millions, name) -> Preset:
     return Preset(
         dict(
-            widths=widths,
-            layers=layers,
+            dims=dims,
+            depths=depths,
             head_dim=head_dim,
             head_widths=head_widths,
             num_classes=1000,
@@ -144,7 +147,7 @@ def _preset(widths, layers, head_dim, head_widths, millions, name) -> Preset:
     arxiv="2205.14756",
     input_kind="image",
     tiny=dict(
-        widths=(4, 8, 8, 16, 16), layers=(1, 1, 1, 1, 1), head_dim=8, head_widths=(16, 16), image_size=32
+        dims=(4, 8, 8, 16, 16), depths=(1, 1, 1, 1, 1), head_dim=8, head_widths=(16, 16), image_size=32
     ),
     presets={
         "efficientvit_b0": _preset(
@@ -166,16 +169,17 @@ class EfficientViT(nn.Module):
     def __init__(self, config: Config):
         super().__init__()
         c = config
-        if len(c.widths) != 5 or len(c.layers) != 5:
-            raise ValueError("widths and layers need 5 entries: the stem and four stages")
+        if len(c.dims) != 5 or len(c.depths) != 5:
+            raise ValueError("dims and depths need 5 entries: the stem and four stages")
         self.config = config
+        self.num_features = c.dims[-1]
         self.stem = nn.Sequential(
-            ConvNormAct(c.in_channels, c.widths[0], 3, stride=2, activation="hardswish"),
-            *[DSConv(c.widths[0]) for _ in range(c.layers[0])],
+            ConvNormAct(c.in_channels, c.dims[0], 3, stride=2, activation="hardswish"),
+            *[DSConv(c.dims[0]) for _ in range(c.depths[0])],
         )
         self.stages = nn.ModuleList()
         for i in range(1, 5):
-            cin, cout, depth = c.widths[i - 1], c.widths[i], c.layers[i]
+            cin, cout, depth = c.dims[i - 1], c.dims[i], c.depths[i]
             if i <= 2:  # convolutional stages: MBConv blocks, the first one halves the resolution
                 blocks = [
                     InvertedResidual(
@@ -192,7 +196,7 @@ class EfficientViT(nn.Module):
                 blocks += [EfficientViTBlock(cout, c.head_dim, c.expand_ratio) for _ in range(depth)]
             self.stages.append(nn.Sequential(*blocks))
         w0, w1 = c.head_widths
-        self.head_conv = ConvNormAct(c.widths[-1], w0, 1, activation="hardswish")
+        self.head_conv = ConvNormAct(c.dims[-1], w0, 1, activation="hardswish")
         self.head = nn.Sequential(
             nn.Linear(w0, w1, bias=False),
             nn.LayerNorm(w1),
@@ -201,14 +205,17 @@ class EfficientViT(nn.Module):
             nn.Linear(w1, c.num_classes),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> the last stage's map (B, num_features, H/32, W/32)."""
         check_image(x, self.config.in_channels)
-        x = self.stem(x)  # (B, w0, H/2, W/2)
+        x = self.stem(x)  # (B, dims[0], H/2, W/2)
         for stage in self.stages:
-            x = stage(x)  # (B, w_i, H / 2^(i+1), W / 2^(i+1))
-        x = self.head_conv(x).mean(dim=(2, 3))  # (B, head_widths[0])
-        return self.head(x)  # (B, num_classes)
+            x = stage(x)  # (B, dims[i], H / 2^(i+1), W / 2^(i+1))
+        return x
 
-    @staticmethod
-    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
-        return torch.randn(batch, config.in_channels, config.image_size, config.image_size)
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, num_features, h, w) -> logits (B, num_classes): 1x1 conv, global average pool, MLP."""
+        return self.head(self.head_conv(features).mean(dim=(2, 3)))  # (B, head_widths[0]) -> logits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

@@ -14,7 +14,8 @@ granularities, then *modulate* the query with it:
 
 Cost is linear in the number of tokens, and the gates let every location choose how much local
 vs. global context it wants. The rest of the network is Swin-like: 4x4 patch stem, four stages
-with 2x2 conv downsampling, pre-norm residual blocks with an MLP.
+with 2x2 conv downsampling, and the library's pre-norm `Block` with focal modulation as its token
+mixer.
 
 Presets follow the official FocalNet-T/S/B (SRF: 2 focal levels, LRF: 3); their parameter counts
 equal transformers' FocalNetForImageClassification with the same configuration.
@@ -28,23 +29,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.drop_path import DropPath, drop_path_rates_per_stage
+from bestiary.layers.block import Block
+from bestiary.layers.drop_path import drop_path_rates_per_stage
 from bestiary.layers.mlp import FeedForward
 from bestiary.layers.patch_embed import check_image
 from bestiary.registry import Preset, register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     in_channels: int = 3
-    image_size: int = 32  # only used by example_input
+    image_size: int = 32  # the side of the default example input
     patch_size: int = 4
     num_classes: int = 10
     d_model: int = 48  # first-stage width, doubled at every stage
-    layers: tuple[int, ...] = (2, 2, 2)  # blocks per stage
+    depths: tuple[int, ...] = (2, 2, 2)  # blocks per stage
     focal_levels: int = 2  # L: number of depthwise-conv context levels
     focal_window: int = 3  # kernel of the first level; level l uses focal_window + 2 l
-    mlp_ratio: float = 4.0
+    mlp_ratio: float = 4.0  # MLP hidden width = mlp_ratio * stage width
     normalize_modulator: bool = False  # divide the aggregated context by L + 1
     layer_scale: float = 0.0  # 0 disables LayerScale (used only by the largest models)
     dropout: float = 0.0
@@ -86,25 +88,13 @@ class FocalModulation(nn.Module):
         return self.dropout(self.proj_out(out))
 
 
-class FocalNetBlock(nn.Module):
-    def __init__(self, dim: int, config: Config, drop_path: float):
-        super().__init__()
-        c = config
-        self.norm1 = nn.LayerNorm(dim)
-        self.modulation = FocalModulation(
-            dim, c.focal_levels, c.focal_window, c.normalize_modulator, c.dropout
-        )
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = FeedForward(dim, int(dim * c.mlp_ratio), activation="gelu", dropout=c.dropout)
-        self.gamma1 = nn.Parameter(torch.full((dim,), c.layer_scale)) if c.layer_scale > 0 else None
-        self.gamma2 = nn.Parameter(torch.full((dim,), c.layer_scale)) if c.layer_scale > 0 else None
-        self.drop_path = DropPath(drop_path)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, W, C)
-        out = self.modulation(self.norm1(x))
-        x = x + self.drop_path(out if self.gamma1 is None else self.gamma1 * out)
-        out = self.mlp(self.norm2(x))
-        return x + self.drop_path(out if self.gamma2 is None else self.gamma2 * out)
+def focalnet_block(dim: int, config: Config, drop_path: float) -> Block:
+    """norm -> focal modulation -> residual; norm -> MLP -> residual, on (B, H, W, C) maps."""
+    c = config
+    modulation = FocalModulation(dim, c.focal_levels, c.focal_window, c.normalize_modulator, c.dropout)
+    mlp = FeedForward(dim, int(dim * c.mlp_ratio), activation="gelu", dropout=c.dropout)
+    layer_scale = c.layer_scale if c.layer_scale > 0 else None
+    return Block(dim, modulation, mlp, layer_scale=layer_scale, drop_path=drop_path)
 
 
 class Downsample(nn.Module):
@@ -120,11 +110,34 @@ class Downsample(nn.Module):
         return self.norm(self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
 
 
-def _preset(d_model: int, layers: tuple[int, ...], levels: int, params: int, name: str) -> Preset:
+#: our state-dict names -> transformers' FocalNetForImageClassification names (regex rules applied
+#: in order); the oracle test copies reference weights through them
+HF_NAMES = [
+    (r"^stem\.", "focalnet.embeddings.patch_embeddings.projection."),
+    (r"^stem_norm\.", "focalnet.embeddings.norm."),
+    (r"^stages\.(\d+)\.(\d+)\.mixer_norm\.", r"focalnet.encoder.stages.\1.layers.\2.norm1."),
+    (r"^stages\.(\d+)\.(\d+)\.mlp_norm\.", r"focalnet.encoder.stages.\1.layers.\2.norm2."),
+    (r"^stages\.(\d+)\.(\d+)\.mixer_scale\.scale$", r"focalnet.encoder.stages.\1.layers.\2.gamma_1"),
+    (r"^stages\.(\d+)\.(\d+)\.mlp_scale\.scale$", r"focalnet.encoder.stages.\1.layers.\2.gamma_2"),
+    (
+        r"^stages\.(\d+)\.(\d+)\.mixer\.proj_(in|context|out)\.",
+        r"focalnet.encoder.stages.\1.layers.\2.modulation.projection_\3.",
+    ),
+    (r"^stages\.(\d+)\.(\d+)\.mixer\.", r"focalnet.encoder.stages.\1.layers.\2.modulation."),
+    (r"^stages\.(\d+)\.(\d+)\.mlp\.up\.", r"focalnet.encoder.stages.\1.layers.\2.mlp.fc1."),
+    (r"^stages\.(\d+)\.(\d+)\.mlp\.down\.", r"focalnet.encoder.stages.\1.layers.\2.mlp.fc2."),
+    (r"^downsample\.(\d+)\.conv\.", r"focalnet.encoder.stages.\1.downsample.projection."),
+    (r"^downsample\.(\d+)\.norm\.", r"focalnet.encoder.stages.\1.downsample.norm."),
+    (r"^norm\.", "focalnet.layernorm."),
+    (r"^head\.", "classifier."),
+]
+
+
+def _preset(d_model: int, depths: tuple[int, ...], levels: int, params: int, name: str) -> Preset:
     return Preset(
         dict(
             d_model=d_model,
-            layers=layers,
+            depths=depths,
             focal_levels=levels,
             focal_window=3,
             num_classes=1000,
@@ -144,7 +157,7 @@ def _preset(d_model: int, layers: tuple[int, ...], levels: int, params: int, nam
     year=2022,
     arxiv="2203.11926",
     input_kind="image",
-    tiny=dict(d_model=8, layers=(1, 1), image_size=16, patch_size=4),
+    tiny=dict(d_model=8, depths=(1, 1), image_size=16, patch_size=4),
     presets={
         "focalnet_t_srf": _preset(96, (2, 2, 6, 2), 2, 28_427_116, "focalnet_tiny_srf"),
         "focalnet_t_lrf": _preset(96, (2, 2, 6, 2), 3, 28_647_928, "focalnet_tiny_lrf"),
@@ -160,25 +173,30 @@ class FocalNet(nn.Module):
         self.config = config
         self.stem = nn.Conv2d(c.in_channels, c.d_model, c.patch_size, stride=c.patch_size)
         self.stem_norm = nn.LayerNorm(c.d_model)
-        stage_rates = drop_path_rates_per_stage(c.drop_path, c.layers)
+        stage_rates = drop_path_rates_per_stage(c.drop_path, c.depths)
         self.stages = nn.ModuleList()
         self.downsample = nn.ModuleList()
         dim = c.d_model
         for i, rates in enumerate(stage_rates):
-            self.stages.append(nn.Sequential(*[FocalNetBlock(dim, c, rate) for rate in rates]))
-            last = i == len(c.layers) - 1
+            self.stages.append(nn.Sequential(*[focalnet_block(dim, c, rate) for rate in rates]))
+            last = i == len(c.depths) - 1
             self.downsample.append(nn.Identity() if last else Downsample(dim, 2 * dim))
             dim = dim if last else 2 * dim
+        self.num_features = dim
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, c.num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> the normalised last-stage map (B, num_features, h, w)."""
         check_image(x, self.config.in_channels, multiple_of=self.config.patch_size)
         x = self.stem_norm(self.stem(x).permute(0, 2, 3, 1))  # (B, H/p, W/p, C)
         for stage, down in zip(self.stages, self.downsample):
-            x = down(stage(x))
-        return self.head(self.norm(x).mean(dim=(1, 2)))  # (B, num_classes)
+            x = down(stage(x))  # (B, h, w, C_i): the blocks work channels-last
+        return self.norm(x).permute(0, 3, 1, 2)  # feature maps are channels-first, like images
 
-    @staticmethod
-    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
-        return torch.randn(batch, config.in_channels, config.image_size, config.image_size)
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, num_features, h, w) -> logits (B, num_classes): global average pool, then Linear."""
+        return self.head(features.mean(dim=(2, 3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

@@ -34,7 +34,7 @@ from bestiary.layers.checks import check_shape
 from bestiary.registry import register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     n_gaussians: int = 256
     image_size: int = 32  # rendered images are image_size x image_size
@@ -100,7 +100,7 @@ class GaussianSplat(nn.Module):
         super().__init__()
         c = config
         self.config = config
-        G = c.n_gaussians
+        self.num_features = G = c.n_gaussians
         self.means = nn.Parameter((torch.rand(G, 3) * 2 - 1) * c.init_radius)
         self.log_scales = nn.Parameter(torch.full((G, 3), float(torch.tensor(c.init_scale).log())))
         self.quaternions = nn.Parameter(torch.cat([torch.ones(G, 1), torch.zeros(G, 3)], dim=1))
@@ -112,7 +112,9 @@ class GaussianSplat(nn.Module):
         RS = quaternion_to_rotation(self.quaternions) * self.log_scales.exp()[:, None, :]  # R @ diag(s)
         return RS @ RS.transpose(1, 2)
 
-    def render_one(self, world_to_camera: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def compositing_weights(self, world_to_camera: torch.Tensor) -> torch.Tensor:
+        """How much each Gaussian contributes to each pixel for one camera (4, 4): (H*W, G),
+        alpha_i * prod_{j<i} (1 - alpha_j) with i, j in depth order, columns in Gaussian order."""
         c = self.config
         H = W = c.image_size
         center = (c.image_size - 1) / 2  # pixel (i, j) has its centre at integer coordinates
@@ -122,9 +124,8 @@ class GaussianSplat(nn.Module):
         cov2d = cov2d + c.dilation * torch.eye(2, dtype=cov2d.dtype, device=cov2d.device)
         visible = depth > c.near
         order = torch.argsort(torch.where(visible, depth, torch.full_like(depth, float("inf"))))
-        pixels, cov2d, depth, visible = pixels[order], cov2d[order], depth[order], visible[order]
+        pixels, cov2d, visible = pixels[order], cov2d[order], visible[order]
         opacity = torch.sigmoid(self.opacity_logits[order]) * visible  # cameras never see what is behind them
-        colors = torch.sigmoid(self.color_logits[order])  # (G, 3)
         ys, xs = torch.meshgrid(
             torch.arange(H, dtype=pixels.dtype, device=pixels.device),
             torch.arange(W, dtype=pixels.dtype, device=pixels.device),
@@ -139,14 +140,21 @@ class GaussianSplat(nn.Module):
         transmittance = torch.cumprod(
             torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha[:, :-1]], dim=1), dim=1
         )
-        weights = alpha * transmittance  # (P, G)
-        image = (weights @ colors).T.reshape(3, H, W)
-        return image, weights.sum(dim=1).view(1, H, W)
+        weights = alpha * transmittance  # (P, G), columns in depth order
+        return torch.zeros_like(weights).index_copy(1, order, weights)  # back to Gaussian order
+
+    def forward_features(self, world_to_camera: torch.Tensor) -> torch.Tensor:
+        """Cameras (B, 4, 4) -> compositing weights (B, H*W, n_gaussians): the rasteriser's output
+        before the colours are mixed in (`forward`: image = weights @ colours)."""
+        check_shape(world_to_camera, "B R C", name="world_to_camera", R=4, C=4)
+        return torch.stack([self.compositing_weights(pose) for pose in world_to_camera])
 
     def forward(self, world_to_camera: torch.Tensor) -> SplatOutput:
-        check_shape(world_to_camera, "B R C", name="world_to_camera", R=4, C=4)
-        images, alphas = zip(*(self.render_one(pose) for pose in world_to_camera))
-        return SplatOutput(image=torch.stack(images), alpha=torch.stack(alphas))
+        weights = self.forward_features(world_to_camera)  # (B, H*W, G)
+        B, size = weights.shape[0], self.config.image_size
+        colors = torch.sigmoid(self.color_logits)  # (G, 3)
+        image = (weights @ colors).transpose(1, 2).reshape(B, 3, size, size)  # (B, 3, H, W)
+        return SplatOutput(image=image, alpha=weights.sum(dim=2).view(B, 1, size, size))
 
     @staticmethod
     def example_input(config: Config, batch: int = 2) -> torch.Tensor:

@@ -6,7 +6,8 @@ Each block has two MLPs. The token-mixing MLP acts on every channel separately, 
 axis (it is the only place where patches exchange information — it replaces attention with a
 fixed, learned, input-independent mixing). The channel-mixing MLP acts on every patch separately,
 along the channel axis (exactly a transformer's feed-forward layer). No attention, no convolution
-apart from the patch projection.
+apart from the patch projection. In the library's terms a Mixer block is the one `Block` with a
+token-mixing MLP as its token mixer.
 
 Presets match timm's mixer_b16_224 / mixer_l16_224 parameter counts exactly.
 """
@@ -18,13 +19,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bestiary.layers.drop_path import DropPath, drop_path_rates
+from bestiary.layers.block import Block
+from bestiary.layers.drop_path import drop_path_rates
 from bestiary.layers.mlp import FeedForward
 from bestiary.layers.patch_embed import PatchEmbed, check_image, patch_count
 from bestiary.registry import Preset, register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     in_channels: int = 3
     image_size: int = 32
@@ -38,20 +40,23 @@ class Config:
     drop_path: float = 0.0
 
 
-class MixerBlock(nn.Module):
-    def __init__(self, n_tokens: int, config: Config, drop_path: float):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(config.d_model, eps=1e-6)
-        self.token_mlp = FeedForward(n_tokens, config.token_dim, activation="gelu", dropout=config.dropout)
-        self.norm2 = nn.LayerNorm(config.d_model, eps=1e-6)
-        self.channel_mlp = FeedForward(config.d_model, config.d_ff, activation="gelu", dropout=config.dropout)
-        self.drop_path = DropPath(drop_path)
+class TokenMixingMLP(FeedForward):
+    """The token mixer of MLP-Mixer: an MLP along the patch axis, the same for every channel.
+    (B, N, D) -> (B, N, D); its Linear layers have N inputs and outputs, so N is fixed."""
+
+    def __init__(self, n_tokens: int, hidden: int, dropout: float = 0.0):
+        super().__init__(n_tokens, hidden, activation="gelu", dropout=dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # token mixing: transpose so the MLP's Linear layers run along the patch axis
-        mixed = self.token_mlp(self.norm1(x).transpose(1, 2))  # (B, D, N)
-        x = x + self.drop_path(mixed.transpose(1, 2))  # (B, N, D)
-        return x + self.drop_path(self.channel_mlp(self.norm2(x)))  # channel mixing, (B, N, D)
+        # transpose so the Linear layers run along the patch axis
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)  # (B, D, N) -> (B, N, D)
+
+
+def mixer_block(n_tokens: int, config: Config, drop_path: float) -> Block:
+    """norm -> token-mixing MLP -> residual; norm -> channel-mixing MLP -> residual. (B, N, D)."""
+    token_mlp = TokenMixingMLP(n_tokens, config.token_dim, config.dropout)
+    channel_mlp = FeedForward(config.d_model, config.d_ff, activation="gelu", dropout=config.dropout)
+    return Block(config.d_model, token_mlp, channel_mlp, norm_eps=1e-6, drop_path=drop_path)
 
 
 def _preset(d_model: int, n_layers: int, token_dim: int, d_ff: int, params: int, name: str) -> Preset:
@@ -90,20 +95,24 @@ class MLPMixer(nn.Module):
     def __init__(self, config: Config):
         super().__init__()
         self.config = config
+        self.num_features = config.d_model
         # the token-mixing MLP has one weight per patch position: the number of patches is fixed
         n_tokens = patch_count(config.image_size, config.patch_size)
         self.patch_embed = PatchEmbed(config.in_channels, config.d_model, config.patch_size)
         rates = drop_path_rates(config.drop_path, config.n_layers)
-        self.blocks = nn.Sequential(*[MixerBlock(n_tokens, config, rate) for rate in rates])
+        self.blocks = nn.Sequential(*[mixer_block(n_tokens, config, rate) for rate in rates])
         self.norm = nn.LayerNorm(config.d_model, eps=1e-6)
         self.head = nn.Linear(config.d_model, config.num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> the normalised patch tokens (B, N, D)."""
         c = self.config
         check_image(x, c.in_channels, multiple_of=c.patch_size, image_size=c.image_size)
-        x = self.blocks(self.patch_embed(x))  # (B, N, D)
-        return self.head(self.norm(x).mean(dim=1))  # global average over patches -> (B, num_classes)
+        return self.norm(self.blocks(self.patch_embed(x)))  # (B, N, D)
 
-    @staticmethod
-    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
-        return torch.randn(batch, config.in_channels, config.image_size, config.image_size)
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, N, D) -> logits (B, num_classes): global average over patches, then Linear."""
+        return self.head(features.mean(dim=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

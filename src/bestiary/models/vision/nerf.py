@@ -30,7 +30,7 @@ from bestiary.layers.checks import check_shape
 from bestiary.registry import Preset, register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     pos_freqs: int = 10  # L for positions
     dir_freqs: int = 4  # L for directions
@@ -82,6 +82,7 @@ class NeRF(nn.Module):
                 f"skip_layer must be in 1..n_layers-1, got {c.skip_layer} with n_layers={c.n_layers}"
             )
         self.config = config
+        self.num_features = c.d_model
         pos_dim = 3 * (1 + 2 * c.pos_freqs)
         dir_dim = 3 * (1 + 2 * c.dir_freqs)
         self.trunk = nn.ModuleList(
@@ -93,13 +94,11 @@ class NeRF(nn.Module):
         self.dir_layer = nn.Linear(c.d_model + dir_dim, c.dir_width)
         self.rgb_head = nn.Linear(c.dir_width, 3)
 
-    def forward(self, points: torch.Tensor, dirs: torch.Tensor) -> NeRFOutput:
+    def forward_features(self, points: torch.Tensor, dirs: torch.Tensor | None = None) -> torch.Tensor:
+        """Points (B, N, 3) -> the position trunk's features (B, N, d_model): what both the
+        density head and the view-dependent colour branch read. `dirs` is accepted so that this
+        takes the same inputs as `forward`, and ignored: the trunk sees positions only."""
         check_shape(points, "B N C", name="points", C=3)
-        check_shape(dirs, "B N C", name="dirs", C=3)
-        if dirs.shape[:2] != points.shape[:2]:
-            raise ValueError(
-                f"points {tuple(points.shape)} and dirs {tuple(dirs.shape)} need the same (B, N)"
-            )
         c = self.config
         encoded = positional_encoding(points, c.pos_freqs)  # (B, N, 3 (1 + 2 L))
         h = encoded
@@ -107,8 +106,18 @@ class NeRF(nn.Module):
             if i == c.skip_layer:
                 h = torch.cat([h, encoded], dim=-1)  # the skip: give the deep layers x again
             h = F.relu(layer(h))  # (B, N, d_model)
+        return h
+
+    def forward(self, points: torch.Tensor, dirs: torch.Tensor) -> NeRFOutput:
+        check_shape(points, "B N C", name="points", C=3)
+        check_shape(dirs, "B N C", name="dirs", C=3)
+        if dirs.shape[:2] != points.shape[:2]:
+            raise ValueError(
+                f"points {tuple(points.shape)} and dirs {tuple(dirs.shape)} need the same (B, N)"
+            )
+        h = self.forward_features(points)  # (B, N, d_model)
         sigma = F.relu(self.sigma_head(h)).squeeze(-1)  # (B, N): density depends on position only
-        h = torch.cat([self.feature(h), positional_encoding(dirs, c.dir_freqs)], dim=-1)
+        h = torch.cat([self.feature(h), positional_encoding(dirs, self.config.dir_freqs)], dim=-1)
         rgb = torch.sigmoid(self.rgb_head(F.relu(self.dir_layer(h))))  # (B, N, 3)
         return NeRFOutput(rgb=rgb, sigma=sigma)
 

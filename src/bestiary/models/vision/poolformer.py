@@ -19,22 +19,24 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from bestiary.layers.block import Block
 from bestiary.layers.drop_path import drop_path_rates_per_stage
-from bestiary.layers.metaformer import GroupNorm1, MetaFormerBlock, Pooling
+from bestiary.layers.norms2d import GroupNorm1
 from bestiary.layers.patch_embed import check_image
+from bestiary.layers.spatial_mixers import Pooling
 from bestiary.registry import Preset, register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     in_channels: int = 3
-    image_size: int = 32  # only used by example_input
+    image_size: int = 32  # the side of the default example input
     num_classes: int = 10
-    layers: tuple[int, ...] = (2, 2, 4, 2)  # blocks per stage
-    widths: tuple[int, ...] = (32, 64, 128, 256)  # channels per stage
-    mlp_ratio: float = 4.0
+    depths: tuple[int, ...] = (2, 2, 4, 2)  # blocks per stage
+    dims: tuple[int, ...] = (32, 64, 128, 256)  # channels per stage
+    mlp_ratio: float = 4.0  # MLP hidden width = mlp_ratio * stage width
     pool_size: int = 3
-    layer_scale: float = 1e-5
+    layer_scale: float = 1e-5  # initial LayerScale value; 0 disables it
     dropout: float = 0.0
     drop_path: float = 0.0
 
@@ -50,15 +52,30 @@ def conv_mlp(dim: int, hidden: int, dropout: float) -> nn.Sequential:
     )
 
 
-def _preset(layers, widths, params, name) -> Preset:
+#: our state-dict names -> transformers' PoolFormerForImageClassification names (regex rules applied
+#: in order); the oracle test copies reference weights through them
+HF_NAMES = [
+    (r"^downsample\.(\d+)\.", r"poolformer.encoder.patch_embeddings.\1.projection."),
+    (r"^stages\.(\d+)\.(\d+)\.mixer_scale\.scale$", r"poolformer.encoder.block.\1.\2.layer_scale_1"),
+    (r"^stages\.(\d+)\.(\d+)\.mlp_scale\.scale$", r"poolformer.encoder.block.\1.\2.layer_scale_2"),
+    (r"^stages\.(\d+)\.(\d+)\.mixer_norm\.", r"poolformer.encoder.block.\1.\2.before_norm."),
+    (r"^stages\.(\d+)\.(\d+)\.mlp_norm\.", r"poolformer.encoder.block.\1.\2.after_norm."),
+    (r"^stages\.(\d+)\.(\d+)\.mlp\.0\.", r"poolformer.encoder.block.\1.\2.output.conv1."),
+    (r"^stages\.(\d+)\.(\d+)\.mlp\.3\.", r"poolformer.encoder.block.\1.\2.output.conv2."),
+    (r"^norm\.", "norm."),
+    (r"^head\.", "classifier."),
+]
+
+
+def _preset(depths, dims, params, name) -> Preset:
     return Preset(
-        dict(layers=layers, widths=widths, num_classes=1000, image_size=224, layer_scale=1e-5),
+        dict(depths=depths, dims=dims, num_classes=1000, image_size=224, layer_scale=1e-5),
         params=params,
         source=f"sail-sg/poolformer {name}; = transformers PoolFormerForImageClassification count",
     )
 
 
-S_WIDTHS, M_WIDTHS = (64, 128, 320, 512), (96, 192, 384, 768)
+S_DIMS, M_DIMS = (64, 128, 320, 512), (96, 192, 384, 768)
 
 
 @register(
@@ -70,56 +87,61 @@ S_WIDTHS, M_WIDTHS = (64, 128, 320, 512), (96, 192, 384, 768)
     year=2021,
     arxiv="2111.11418",
     input_kind="image",
-    tiny=dict(layers=(1, 1), widths=(8, 16), image_size=16),
+    tiny=dict(depths=(1, 1), dims=(8, 16), image_size=16),
     presets={
-        "poolformer_s12": _preset((2, 2, 6, 2), S_WIDTHS, 11_915_176, "poolformer_s12"),
-        "poolformer_s24": _preset((4, 4, 12, 4), S_WIDTHS, 21_388_968, "poolformer_s24"),
-        "poolformer_s36": _preset((6, 6, 18, 6), S_WIDTHS, 30_862_760, "poolformer_s36"),
-        "poolformer_m36": _preset((6, 6, 18, 6), M_WIDTHS, 56_172_520, "poolformer_m36"),
-        "poolformer_m48": _preset((8, 8, 24, 8), M_WIDTHS, 73_473_448, "poolformer_m48"),
+        "poolformer_s12": _preset((2, 2, 6, 2), S_DIMS, 11_915_176, "poolformer_s12"),
+        "poolformer_s24": _preset((4, 4, 12, 4), S_DIMS, 21_388_968, "poolformer_s24"),
+        "poolformer_s36": _preset((6, 6, 18, 6), S_DIMS, 30_862_760, "poolformer_s36"),
+        "poolformer_m36": _preset((6, 6, 18, 6), M_DIMS, 56_172_520, "poolformer_m36"),
+        "poolformer_m48": _preset((8, 8, 24, 8), M_DIMS, 73_473_448, "poolformer_m48"),
     },
     outputs="logits (B, num_classes)",
 )
 class PoolFormer(nn.Module):
     def __init__(self, config: Config):
         super().__init__()
-        if len(config.layers) != len(config.widths):
-            raise ValueError(f"layers {config.layers} and widths {config.widths} need the same length")
+        if len(config.depths) != len(config.dims):
+            raise ValueError(f"depths {config.depths} and dims {config.dims} need the same length")
         self.config = config
-        widths = config.widths
-        stage_rates = drop_path_rates_per_stage(config.drop_path, config.layers)
+        dims = config.dims
+        self.num_features = dims[-1]
+        stage_rates = drop_path_rates_per_stage(config.drop_path, config.depths)
         self.downsample = nn.ModuleList()
         self.stages = nn.ModuleList()
-        for i, (rates, width) in enumerate(zip(stage_rates, widths)):
+        for i, (rates, width) in enumerate(zip(stage_rates, dims)):
             if i == 0:  # overlapping 7x7/4 patch embedding
                 self.downsample.append(nn.Conv2d(config.in_channels, width, 7, stride=4, padding=2))
             else:  # overlapping 3x3/2 patch merging
-                self.downsample.append(nn.Conv2d(widths[i - 1], width, 3, stride=2, padding=1))
+                self.downsample.append(nn.Conv2d(dims[i - 1], width, 3, stride=2, padding=1))
             self.stages.append(
                 nn.Sequential(
                     *[
-                        MetaFormerBlock(
+                        Block(
                             width,
-                            mixer=Pooling(config.pool_size),
-                            mlp=conv_mlp(width, int(width * config.mlp_ratio), config.dropout),
-                            norm1=GroupNorm1(width),
-                            norm2=GroupNorm1(width),
+                            Pooling(config.pool_size),
+                            conv_mlp(width, int(width * config.mlp_ratio), config.dropout),
+                            norm=GroupNorm1,  # on (B, C, H, W) maps: normalise over (C, H, W)
                             layer_scale=config.layer_scale if config.layer_scale > 0 else None,
                             drop_path=rate,
+                            channels_last=False,
                         )
                         for rate in rates
                     ]
                 )
             )
-        self.norm = GroupNorm1(widths[-1])
-        self.head = nn.Linear(widths[-1], config.num_classes)
+        self.norm = GroupNorm1(dims[-1])
+        self.head = nn.Linear(dims[-1], config.num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> the normalised last-stage map (B, num_features, H/32, W/32)."""
         check_image(x, self.config.in_channels)
         for down, stage in zip(self.downsample, self.stages):
             x = stage(down(x))  # (B, C_i, H_i, W_i)
-        return self.head(self.norm(x).mean(dim=(2, 3)))  # (B, num_classes)
+        return self.norm(x)
 
-    @staticmethod
-    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
-        return torch.randn(batch, config.in_channels, config.image_size, config.image_size)
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, num_features, h, w) -> logits (B, num_classes): global average pool, then Linear."""
+        return self.head(features.mean(dim=(2, 3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

@@ -20,67 +20,56 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.drop_path import DropPath, drop_path_rates_per_stage
+from bestiary.layers.block import Block
+from bestiary.layers.drop_path import drop_path_rates_per_stage
 from bestiary.layers.mlp import FeedForward
 from bestiary.layers.patch_embed import PatchEmbed, check_image
-from bestiary.layers.window_attention import (
-    WindowAttention,
-    shifted_window_mask,
-    window_partition,
-    window_reverse,
-)
+from bestiary.layers.window_attention import WindowAttention
 from bestiary.registry import Preset, register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     in_channels: int = 3
-    image_size: int = 32  # only used by example_input (no absolute positions: any multiple works)
+    image_size: int = 32  # the side of the default example input (no absolute positions: any multiple works)
     patch_size: int = 2
     num_classes: int = 10
     d_model: int = 48  # width of the first stage; doubles at every stage (the paper's C)
-    layers: tuple[int, ...] = (2, 2, 2)  # blocks per stage (the paper's "depths")
+    depths: tuple[int, ...] = (2, 2, 2)  # blocks per stage
     head_dim: int = 16  # heads per stage = width / head_dim (32 in every published Swin)
     window_size: int = 4
-    mlp_ratio: float = 4.0
+    mlp_ratio: float = 4.0  # MLP hidden width = mlp_ratio * stage width
     qkv_bias: bool = True
     dropout: float = 0.0
     drop_path: float = 0.0
 
 
-class SwinBlock(nn.Module):
+def swin_block(dim: int, n_heads: int, shift: int, config: Config, drop_path: float) -> Block:
     """norm -> (shifted) window attention -> residual; norm -> MLP -> residual. (B, H, W, C) in and out."""
+    attention = WindowAttention(dim, n_heads, config.window_size, shift, qkv_bias=config.qkv_bias)
+    mlp = FeedForward(dim, int(dim * config.mlp_ratio), activation="gelu", dropout=config.dropout)
+    return Block(dim, attention, mlp, drop_path=drop_path)
 
-    def __init__(self, dim: int, n_heads: int, window: int, shift: int, config: Config, drop_path: float):
-        super().__init__()
-        self.window, self.shift = window, shift
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = WindowAttention(dim, n_heads, window, qkv_bias=config.qkv_bias)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = FeedForward(dim, int(dim * config.mlp_ratio), activation="gelu", dropout=config.dropout)
-        self.drop_path = DropPath(drop_path)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, H, W, C = x.shape
-        # a feature map no bigger than the window is one window: nothing to shift
-        window, shift = (min(H, W), 0) if min(H, W) <= self.window else (self.window, self.shift)
-        shortcut = x
-        x = self.norm1(x)
-        pad_b, pad_r = (-H) % window, (-W) % window  # pad to whole windows (zeros after the norm)
-        x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))  # (B, Hp, Wp, C)
-        Hp, Wp = H + pad_b, W + pad_r
-        mask = None
-        if shift > 0:  # roll the grid up-left; the mask stops wrapped-around tokens from mixing
-            x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
-            mask = shifted_window_mask(Hp, Wp, window, shift, x.device).to(x.dtype)
-        windows = window_partition(x, window)  # (B*nW, w*w, C)
-        windows = self.attn(windows, window, mask)  # (B*nW, w*w, C)
-        x = window_reverse(windows, window, Hp, Wp)  # (B, Hp, Wp, C)
-        if shift > 0:
-            x = torch.roll(x, shifts=(shift, shift), dims=(1, 2))
-        x = x[:, :H, :W, :]  # drop the padding
-        x = shortcut + self.drop_path(x)
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+#: our state-dict names -> transformers' SwinForImageClassification names (regex rules applied in
+#: order); the oracle test copies reference weights through them
+HF_NAMES = [
+    (r"^patch_embed\.proj\.", "swin.embeddings.patch_embeddings.projection."),
+    (r"^patch_embed\.norm\.", "swin.embeddings.norm."),
+    (r"^stages\.(\d+)\.(\d+)\.mixer_norm\.", r"swin.encoder.layers.\1.blocks.\2.layernorm_before."),
+    (r"^stages\.(\d+)\.(\d+)\.mlp_norm\.", r"swin.encoder.layers.\1.blocks.\2.layernorm_after."),
+    (
+        r"^stages\.(\d+)\.(\d+)\.mixer\.relative",
+        r"swin.encoder.layers.\1.blocks.\2.attention.relative_position_bias.relative",
+    ),
+    (r"^stages\.(\d+)\.(\d+)\.mixer\.out_proj\.", r"swin.encoder.layers.\1.blocks.\2.attention.o_proj."),
+    (r"^stages\.(\d+)\.(\d+)\.mixer\.", r"swin.encoder.layers.\1.blocks.\2.attention."),
+    (r"^stages\.(\d+)\.(\d+)\.mlp\.up\.", r"swin.encoder.layers.\1.blocks.\2.mlp.fc1."),
+    (r"^stages\.(\d+)\.(\d+)\.mlp\.down\.", r"swin.encoder.layers.\1.blocks.\2.mlp.fc2."),
+    (r"^merges\.(\d+)\.", r"swin.encoder.layers.\1.downsample."),
+    (r"^norm\.", "swin.layernorm."),
+    (r"^head\.", "classifier."),
+]
 
 
 class PatchMerging(nn.Module):
@@ -100,11 +89,11 @@ class PatchMerging(nn.Module):
         return self.reduction(self.norm(x))
 
 
-def _preset(d_model: int, layers: tuple[int, ...], params: int, name: str) -> Preset:
+def _preset(d_model: int, depths: tuple[int, ...], params: int, name: str) -> Preset:
     return Preset(
         dict(
             d_model=d_model,
-            layers=layers,
+            depths=depths,
             head_dim=32,
             window_size=7,
             patch_size=4,
@@ -125,7 +114,7 @@ def _preset(d_model: int, layers: tuple[int, ...], params: int, name: str) -> Pr
     year=2021,
     arxiv="2103.14030",
     input_kind="image",
-    tiny=dict(d_model=8, layers=(2, 1), head_dim=4, window_size=2, image_size=16, patch_size=2),
+    tiny=dict(d_model=8, depths=(2, 1), head_dim=4, window_size=2, image_size=16, patch_size=2),
     presets={
         "swin_t": _preset(96, (2, 2, 6, 2), 28_288_354, "swin_t"),
         "swin_s": _preset(96, (2, 2, 18, 2), 49_606_258, "swin_s"),
@@ -138,7 +127,7 @@ class Swin(nn.Module):
         super().__init__()
         self.config = config
         self.patch_embed = PatchEmbed(config.in_channels, config.d_model, config.patch_size, norm=True)
-        stage_rates = drop_path_rates_per_stage(config.drop_path, config.layers)
+        stage_rates = drop_path_rates_per_stage(config.drop_path, config.depths)
         self.stages = nn.ModuleList()
         self.merges = nn.ModuleList()
         dim = config.d_model
@@ -146,10 +135,9 @@ class Swin(nn.Module):
             if dim % config.head_dim:
                 raise ValueError(f"stage width {dim} must be divisible by head_dim={config.head_dim}")
             blocks = [
-                SwinBlock(
+                swin_block(
                     dim,
                     dim // config.head_dim,
-                    config.window_size,
                     0 if j % 2 == 0 else config.window_size // 2,  # shift every second block
                     config,
                     rate,
@@ -157,22 +145,26 @@ class Swin(nn.Module):
                 for j, rate in enumerate(rates)
             ]
             self.stages.append(nn.Sequential(*blocks))
-            last = i == len(config.layers) - 1
+            last = i == len(config.depths) - 1
             self.merges.append(nn.Identity() if last else PatchMerging(dim))
             dim = dim if last else 2 * dim
+        self.num_features = dim
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, config.num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> the normalised last-stage map (B, num_features, h, w)."""
         c = self.config
         check_image(x, c.in_channels, multiple_of=c.patch_size)
         rows, cols = self.patch_embed.grid(x)  # patch grid: (H/p, W/p)
         x = self.patch_embed(x).view(x.shape[0], rows, cols, -1)  # (B, H/p, W/p, C)
         for stage, merge in zip(self.stages, self.merges):
-            x = merge(stage(x))
-        x = self.norm(x).mean(dim=(1, 2))  # (B, C_last)
-        return self.head(x)  # (B, num_classes)
+            x = merge(stage(x))  # (B, h, w, C_i): the blocks work channels-last
+        return self.norm(x).permute(0, 3, 1, 2)  # feature maps are channels-first, like images
 
-    @staticmethod
-    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
-        return torch.randn(batch, config.in_channels, config.image_size, config.image_size)
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, num_features, h, w) -> logits (B, num_classes): global average pool, then Linear."""
+        return self.head(features.mean(dim=(2, 3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

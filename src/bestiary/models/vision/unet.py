@@ -27,13 +27,13 @@ from bestiary.layers.patch_embed import check_image
 from bestiary.registry import register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     in_channels: int = 3
     num_classes: int = 2  # classes per pixel
     d_model: int = 16  # channels at full resolution (64 in the paper)
     n_layers: int = 3  # downsampling steps (4 in the paper)
-    image_size: int = 32  # only used by example_input
+    image_size: int = 32  # the side of the default example input
 
 
 class DoubleConv(nn.Sequential):
@@ -74,6 +74,7 @@ class UNet(nn.Module):
     def __init__(self, config: Config):
         super().__init__()
         self.config = config
+        self.num_features = config.d_model
         widths = [config.d_model * 2**i for i in range(config.n_layers + 1)]
         self.inc = DoubleConv(config.in_channels, widths[0])
         self.down = nn.ModuleList(DoubleConv(widths[i], widths[i + 1]) for i in range(config.n_layers))
@@ -81,7 +82,9 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(Up(widths[i + 1], widths[i]) for i in reversed(range(config.n_layers)))
         self.head = nn.Conv2d(widths[0], config.num_classes, 1)  # a linear classifier at every pixel
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> the decoder's full-resolution features (B, d_model, H, W), before the
+        per-pixel classifier."""
         check_image(x, self.config.in_channels, multiple_of=2**self.config.n_layers)
         x = self.inc(x)  # (B, d, H, W)
         skips = [x]
@@ -91,8 +94,11 @@ class UNet(nn.Module):
         skips.pop()  # the bottleneck output is x itself
         for up in self.up:
             x = up(x, skips.pop())
-        return self.head(x)  # (B, num_classes, H, W)
+        return x
 
-    @staticmethod
-    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
-        return torch.randn(batch, config.in_channels, config.image_size, config.image_size)
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, d_model, H, W) -> per-pixel logits (B, num_classes, H, W)."""
+        return self.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

@@ -9,7 +9,8 @@ An MLP puts fixed activations on the nodes and learns linear weights on the edge
 learns a function on every edge (a SiLU "base" term plus a B-spline, `bestiary.layers.kan.KANLinear`)
 and only sums at the nodes. Here each block's feed-forward is KANLinear(d_model -> d_ff) ->
 KANLinear(d_ff -> d_model) with no separate activation: the edge functions are the nonlinearity.
-Attention, patch embedding, [CLS] token and head are those of ViT (`bestiary.models.vision.vit`).
+Attention, patch embedding, [CLS] token and head are those of ViT (the same
+`bestiary.layers.vision_transformer.vit_block`, with the KAN feed-forward as its MLP).
 The LayerNorm in front of the feed-forward keeps its inputs near N(0, 1), inside the spline grid
 (`grid_range`); outside it, only the SiLU base term acts.
 
@@ -26,11 +27,11 @@ from torch import nn
 
 from bestiary.layers.kan import KANLinear
 from bestiary.layers.patch_embed import PatchEmbed, check_image, patch_count, prepend_tokens
-from bestiary.layers.vit_block import ViTBlock
+from bestiary.layers.vision_transformer import vit_block
 from bestiary.registry import register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     in_channels: int = 3
     image_size: int = 32
@@ -47,7 +48,8 @@ class Config:
 
 
 class KANFeedForward(nn.Sequential):
-    """KANLinear(d_model -> d_ff) -> KANLinear(d_ff -> d_model), applied to every token."""
+    """KANLinear(d_model -> d_ff) -> KANLinear(d_ff -> d_model), applied to every token (the block
+    applies the dropout to its output)."""
 
     def __init__(self, config: Config):
         kw = dict(
@@ -58,7 +60,6 @@ class KANFeedForward(nn.Sequential):
         super().__init__(
             KANLinear(config.d_model, config.d_ff, **kw),
             KANLinear(config.d_ff, config.d_model, **kw),
-            nn.Dropout(config.dropout),
         )
 
 
@@ -80,26 +81,30 @@ class VisionKAN(nn.Module):
         c = config
         n_patches = patch_count(c.image_size, c.patch_size)
         self.config = config
+        self.num_features = c.d_model
         self.patch_embed = PatchEmbed(c.in_channels, c.d_model, c.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.d_model))
         self.pos_embed = nn.Parameter(torch.randn(1, n_patches + 1, c.d_model) * 0.02)
         self.blocks = nn.Sequential(
             *[
-                ViTBlock(c.d_model, c.n_heads, c.d_ff, dropout=c.dropout, mlp=KANFeedForward(c))
+                vit_block(c.d_model, c.n_heads, c.d_ff, mlp=KANFeedForward(c), dropout=c.dropout)
                 for _ in range(c.n_layers)
             ]
         )
         self.norm = nn.LayerNorm(c.d_model, eps=1e-6)
         self.head = nn.Linear(c.d_model, c.num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> the final normalised tokens (B, 1 + N, D), [CLS] first."""
         c = self.config
         check_image(x, c.in_channels, multiple_of=c.patch_size, image_size=c.image_size)
         x = self.patch_embed(x)  # (B, N, D)
         x = prepend_tokens(x, self.cls_token) + self.pos_embed  # (B, 1 + N, D)
-        x = self.norm(self.blocks(x))
-        return self.head(x[:, 0])  # (B, num_classes)
+        return self.norm(self.blocks(x))
 
-    @staticmethod
-    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
-        return torch.randn(batch, config.in_channels, config.image_size, config.image_size)
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Tokens (B, 1 + N, D) -> logits (B, num_classes), from the [CLS] token."""
+        return self.head(features[:, 0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

@@ -20,11 +20,11 @@ from torch import nn
 
 from bestiary.layers.drop_path import drop_path_rates
 from bestiary.layers.patch_embed import PatchEmbed, check_image, patch_count, prepend_tokens
-from bestiary.layers.vit_block import ViTBlock
+from bestiary.layers.vision_transformer import vit_block
 from bestiary.registry import Preset, register
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     in_channels: int = 3
     image_size: int = 32
@@ -38,7 +38,24 @@ class Config:
     drop_path: float = 0.0  # stochastic depth at the last block (linear schedule from 0)
     qkv_bias: bool = True
     pool: str = "cls"  # "cls": classify from the [CLS] token; "mean": average the patch tokens
-    eps: float = 1e-6  # LayerNorm epsilon
+    norm_eps: float = 1e-6  # LayerNorm epsilon
+
+
+#: our state-dict names -> transformers' ViTForImageClassification names (regex rules applied in
+#: order); the oracle test copies reference weights through them
+HF_NAMES = [
+    (r"^cls_token$", "vit.embeddings.cls_token"),
+    (r"^pos_embed$", "vit.embeddings.position_embeddings"),
+    (r"^patch_embed\.proj\.", "vit.embeddings.patch_embeddings.projection."),
+    (r"^blocks\.(\d+)\.mixer_norm\.", r"vit.layers.\1.layernorm_before."),
+    (r"^blocks\.(\d+)\.mlp_norm\.", r"vit.layers.\1.layernorm_after."),
+    (r"^blocks\.(\d+)\.mixer\.out_proj\.", r"vit.layers.\1.attention.o_proj."),
+    (r"^blocks\.(\d+)\.mixer\.", r"vit.layers.\1.attention."),  # q_proj, k_proj, v_proj
+    (r"^blocks\.(\d+)\.mlp\.up\.", r"vit.layers.\1.mlp.fc1."),
+    (r"^blocks\.(\d+)\.mlp\.down\.", r"vit.layers.\1.mlp.fc2."),
+    (r"^norm\.", "vit.layernorm."),
+    (r"^head\.", "classifier."),
+]
 
 
 def vit_preset(d_model: int, n_layers: int, n_heads: int, patch: int, params: int, source: str) -> Preset:
@@ -85,6 +102,7 @@ class ViT(nn.Module):
         if config.pool not in ("cls", "mean"):
             raise ValueError(f"pool must be 'cls' or 'mean', got {config.pool!r}")
         self.config = config
+        self.num_features = config.d_model
         self.patch_embed = PatchEmbed(config.in_channels, config.d_model, config.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.d_model))
         # one learned vector per position (patches + [CLS]): attention itself is order-blind
@@ -93,22 +111,22 @@ class ViT(nn.Module):
         rates = drop_path_rates(config.drop_path, config.n_layers)
         self.blocks = nn.Sequential(
             *[
-                ViTBlock(
+                vit_block(
                     config.d_model,
                     config.n_heads,
                     config.d_ff,
                     qkv_bias=config.qkv_bias,
+                    norm_eps=config.norm_eps,
                     dropout=config.dropout,
                     drop_path=rate,
-                    eps=config.eps,
                 )
                 for rate in rates
             ]
         )
-        self.norm = nn.LayerNorm(config.d_model, eps=config.eps)
+        self.norm = nn.LayerNorm(config.d_model, eps=config.norm_eps)
         self.head = nn.Linear(config.d_model, config.num_classes)
 
-    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> the final normalised tokens (B, 1 + N, D), [CLS] first."""
         c = self.config
         check_image(x, c.in_channels, multiple_of=c.patch_size, image_size=c.image_size)
@@ -116,11 +134,10 @@ class ViT(nn.Module):
         x = prepend_tokens(x, self.cls_token) + self.pos_embed  # (B, 1 + N, D), [CLS] first
         return self.norm(self.blocks(self.dropout(x)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.tokens(x)  # (B, 1 + N, D)
-        pooled = x[:, 0] if self.config.pool == "cls" else x[:, 1:].mean(dim=1)  # (B, D)
-        return self.head(pooled)  # (B, num_classes)
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Tokens (B, 1 + N, D) -> logits (B, num_classes), from [CLS] or the mean patch token."""
+        pooled = features[:, 0] if self.config.pool == "cls" else features[:, 1:].mean(dim=1)  # (B, D)
+        return self.head(pooled)
 
-    @staticmethod
-    def example_input(config: Config, batch: int = 2) -> torch.Tensor:
-        return torch.randn(batch, config.in_channels, config.image_size, config.image_size)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
