@@ -86,7 +86,7 @@ def test_group_norm_groups_divide_channels_and_bad_kind() -> None:
 
 @pytest.mark.parametrize("kind", ["layer", "instance", "group", "none"])
 def test_replace_batchnorm_in_a_resnet(kind: str) -> None:
-    model = bestiary.build("resnet", in_channels=1, stem="cifar", layers=(1, 1), d_model=8)
+    model = bestiary.build("resnet", in_channels=1, stem="cifar", depths=(1, 1), d_model=8)
     n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     assert replace_batchnorm(model, kind, groups=4) == n_bn > 0
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
@@ -100,7 +100,7 @@ def test_replace_batchnorm_in_a_resnet(kind: str) -> None:
 @pytest.mark.parametrize("kind", ["layer", "instance", "group", "none"])
 def test_resnet_norm_option_equals_replacing_batchnorm(kind: str) -> None:
     """build("resnet", norm=kind) is the BatchNorm network with every norm swapped: same modules, same output."""
-    opts = dict(in_channels=1, stem="cifar", layers=(1, 1), d_model=8)
+    opts = dict(in_channels=1, stem="cifar", depths=(1, 1), d_model=8)
     torch.manual_seed(0)
     built = bestiary.build("resnet", **opts, norm=kind, norm_groups=4)
     torch.manual_seed(0)
@@ -148,7 +148,7 @@ def _toy_images(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _toy_model() -> nn.Module:
-    return bestiary.build("resnet", in_channels=1, num_classes=4, stem="cifar", layers=(1, 1), d_model=8)
+    return bestiary.build("resnet", in_channels=1, num_classes=4, stem="cifar", depths=(1, 1), d_model=8)
 
 
 def test_fit_classifier_learns_and_stops_at_target() -> None:
@@ -236,7 +236,7 @@ def test_micro_batches_give_the_whole_batch_update_unless_the_net_uses_batchnorm
     for micro in (None, 4):
         torch.manual_seed(0)
         model = bestiary.build(
-            "resnet", in_channels=1, num_classes=4, stem="cifar", layers=(1, 1), d_model=8, norm=norm
+            "resnet", in_channels=1, num_classes=4, stem="cifar", depths=(1, 1), d_model=8, norm=norm
         )
         fit_classifier(model, x, y, epochs=0.5, batch_size=16, micro_batch_size=micro, lr=0.05,
                        optimizer="sgd", progress=False)  # fmt: skip
@@ -247,3 +247,22 @@ def test_micro_batches_give_the_whole_batch_update_unless_the_net_uses_batchnorm
         assert (weights[0] - weights[1]).abs().max() > 1e-3
     with pytest.raises(ValueError, match="micro_batch_size"):
         fit_classifier(model, x, y, batch_size=16, micro_batch_size=32, progress=False)
+
+
+def test_micro_batching_leaves_the_augmentation_draws_unchanged() -> None:
+    """Each step's whole batch is augmented once, then cut into micro-batches: with a batch-independent net
+    (GroupNorm) and random crops + flips, micro-batches of 4 still give the batch-of-16 update. (Augmenting
+    each micro-batch separately would draw different crops and fail this.)"""
+    x, y = _toy_images(64, 0)
+    weights = []
+    for micro in (None, 4):
+        torch.manual_seed(0)
+        model = bestiary.build(
+            "resnet", in_channels=1, num_classes=4, stem="cifar", depths=(1, 1), d_model=8, norm="group"
+        )
+        fit_classifier(model, x, y, epochs=0.5, batch_size=16, micro_batch_size=micro, lr=0.05, optimizer="sgd",
+                       augment=Augment(2, 0.5, 4, seed=1), progress=False)  # fmt: skip
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    torch.testing.assert_close(weights[0], weights[1], atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="divide"):
+        fit_classifier(model, x, y, batch_size=16, micro_batch_size=6, progress=False)

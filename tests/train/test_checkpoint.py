@@ -10,6 +10,8 @@ from torch import nn
 
 import bestiary.train.trainer as trainer_module
 from bestiary.train import (
+    Muon,
+    OptimizerChain,
     ShuffledBatches,
     Trainer,
     latest_checkpoint,
@@ -181,3 +183,42 @@ def test_resume_with_an_iterable_fast_forwards(tmp_path):
     resumed = go(net(), 7, checkpoint_dir=tmp_path, resume=True)
     for a, b in zip(full.model.parameters(), resumed.model.parameters()):
         assert torch.equal(a, b)
+
+
+def muon_adamw_chain(model):
+    """Muon (bfloat16 Newton-Schulz: a dtype hyperparameter JSON can't hold) on the hidden matrix, AdamW on the rest."""
+    return OptimizerChain(
+        Muon([model[0].weight], lr=0.02, ns_dtype=torch.bfloat16),
+        torch.optim.AdamW([model[0].bias, *model[3].parameters()], lr=1e-2, betas=(0.8, 0.95)),
+    )
+
+
+def test_optimizer_chain_round_trips_exactly(tmp_path):
+    model = net(dropout=0.0)
+    chain = muon_adamw_chain(model)
+    for _ in range(3):
+        chain.zero_grad()
+        model(torch.randn(4, 6)).square().mean().backward()
+        chain.step()
+    path = save_checkpoint(tmp_path, 3, model, chain)
+
+    model2 = net(seed=9, dropout=0.0)
+    chain2 = muon_adamw_chain(model2)
+    load_checkpoint(path, model2, chain2)
+    for member, member2 in zip(chain.optimizers, chain2.optimizers, strict=True):
+        s1, s2 = member.state_dict(), member2.state_dict()
+        assert s1["param_groups"] == s2["param_groups"]  # ns_dtype back as torch.bfloat16, betas as a tuple
+        assert s1["state"].keys() == s2["state"].keys() and s1["state"]
+        for idx in s1["state"]:
+            for key in s1["state"][idx]:
+                assert torch.equal(s1["state"][idx][key], s2["state"][idx][key])
+    for m, c in [(model, chain), (model2, chain2)]:  # one more step on both stays identical
+        c.zero_grad()
+        m(torch.ones(2, 6)).sum().backward()
+        c.step()
+    for a, b in zip(model.parameters(), model2.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+    lone_adamw = torch.optim.AdamW(model2.parameters())
+    with pytest.raises(ValueError, match="chain of 2 optimizers"):
+        load_checkpoint(path, model2, lone_adamw)

@@ -1,9 +1,10 @@
 """Training engine: a small explicit :class:`Trainer`, schedules, checkpoints, evaluation.
 
-from bestiary.train import Trainer, ShuffledBatches, adamw, muon_with_adamw, warmup_cosine, evaluate, accuracy
+from bestiary.train import Trainer, TimeLimit, ShuffledBatches, adamw, muon_with_adamw, warmup_cosine, evaluate, accuracy
 """
 
 from bestiary.train.batches import ShuffledBatches, shard_batch, to_device
+from bestiary.train.callbacks import Callback, ScheduleOnTime, StopAtTarget, TimeLimit
 from bestiary.train.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from bestiary.train.metrics import accuracy, evaluate
 from bestiary.train.optim import (
@@ -18,10 +19,14 @@ from bestiary.train.schedules import constant, warmup_cosine
 from bestiary.train.trainer import Trainer
 
 __all__ = [
+    "Callback",
     "Checkpoint",
     "Muon",
     "OptimizerChain",
+    "ScheduleOnTime",
     "ShuffledBatches",
+    "StopAtTarget",
+    "TimeLimit",
     "Trainer",
     "accuracy",
     "adamw",

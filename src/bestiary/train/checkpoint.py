@@ -5,7 +5,8 @@ Layout of a checkpoint directory (``root`` below)::
     root/latest                   one line: the name of the newest complete checkpoint
     root/step_00000100/
         model.safetensors         the model's state_dict (tied weights stored once)
-        optimizer.safetensors     the optimizer's tensor state (Adam's moments, ...)
+        optimizer.safetensors     the optimizer's tensor state (Adam's moments, ...; an OptimizerChain's
+                                  members' under chain0., chain1., ...)
         extra.safetensors         any other tensors, e.g. RNG states (torch's is a uint8 tensor)
         state.json                step, the optimizer's hyperparameters and numbers, anything else
 
@@ -36,6 +37,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
+
+from bestiary.train.optim import OptimizerChain
+
+Optimizer = torch.optim.Optimizer | OptimizerChain  # what save/load accept as the optimizer
 
 FORMAT_VERSION = 1
 LATEST = "latest"
@@ -103,8 +108,16 @@ def _point_latest(root: Path, name: str) -> None:
 # ------------------------------------------------------------------------------------ optimizer state
 
 
-def _optimizer_to_files(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split ``optimizer.state_dict()`` into tensors (for safetensors) and plain data (for JSON)."""
+def _optimizer_to_files(optimizer: Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split ``optimizer.state_dict()`` into tensors (for safetensors) and plain data (for JSON).
+
+    An :class:`OptimizerChain` is stored member by member: member ``j``'s tensors are named ``chain{j}....``
+    and its JSON part is entry ``j`` of ``{"chain": [...]}``.
+    """
+    if isinstance(optimizer, OptimizerChain):
+        parts = [_optimizer_to_files(member) for member in optimizer.optimizers]
+        tensors = {f"chain{j}.{k}": v for j, (t, _) in enumerate(parts) for k, v in t.items()}
+        return tensors, {"chain": [meta for _, meta in parts]}
     sd = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
     numbers: dict[str, dict[str, Any]] = {}
@@ -114,12 +127,26 @@ def _optimizer_to_files(optimizer: torch.optim.Optimizer) -> tuple[dict[str, tor
                 tensors[f"{idx}.{name}"] = value
             else:
                 numbers.setdefault(str(idx), {})[name] = value
-    return tensors, {"param_groups": sd["param_groups"], "numbers": numbers}
+    # A dtype hyperparameter (Muon's ns_dtype=torch.bfloat16) is no JSON value: store its name.
+    groups = [
+        {k: str(v) if isinstance(v, torch.dtype) else v for k, v in g.items()} for g in sd["param_groups"]
+    ]
+    return tensors, {"param_groups": groups, "numbers": numbers}
 
 
-def _optimizer_from_files(
-    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict
-) -> None:
+def _optimizer_from_files(optimizer: Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    if isinstance(optimizer, OptimizerChain) or "chain" in meta:
+        members = optimizer.optimizers if isinstance(optimizer, OptimizerChain) else [optimizer]
+        saved = meta.get("chain", [meta])
+        if len(saved) != len(members):
+            raise ValueError(
+                f"checkpoint holds a chain of {len(saved)} optimizers, this optimizer is a chain of {len(members)}"
+            )
+        for j, (member, member_meta) in enumerate(zip(members, saved, strict=True)):
+            prefix = f"chain{j}."
+            member_tensors = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            _optimizer_from_files(member, member_tensors, member_meta)
+        return
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         idx, name = key.split(".", 1)
@@ -131,10 +158,12 @@ def _optimizer_from_files(
         raise ValueError(
             f"checkpoint has {len(groups)} optimizer param groups, this optimizer has {len(optimizer.param_groups)}"
         )
-    for saved, current in zip(groups, optimizer.param_groups):
-        for k, v in saved.items():  # JSON turned tuples (Adam's betas) into lists: turn them back
+    for saved_group, current in zip(groups, optimizer.param_groups):
+        for k, v in saved_group.items():  # JSON turned tuples (Adam's betas) into lists, dtypes into names
             if isinstance(current.get(k), tuple) and isinstance(v, list):
-                saved[k] = tuple(v)
+                saved_group[k] = tuple(v)
+            elif isinstance(current.get(k), torch.dtype) and isinstance(v, str):
+                saved_group[k] = getattr(torch, v.removeprefix("torch."))
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
@@ -198,7 +227,7 @@ def save_checkpoint(
     root: str | os.PathLike,
     step: int,
     model: nn.Module,
-    optimizer: torch.optim.Optimizer | None = None,
+    optimizer: Optimizer | None = None,
     *,
     extra: dict[str, Any] | None = None,
     tensors: dict[str, torch.Tensor] | None = None,
@@ -258,7 +287,7 @@ def latest_checkpoint(root: str | os.PathLike) -> Path | None:
 def load_checkpoint(
     path: str | os.PathLike,
     model: nn.Module,
-    optimizer: torch.optim.Optimizer | None = None,
+    optimizer: Optimizer | None = None,
 ) -> Checkpoint:
     """Load a checkpoint into ``model`` (and ``optimizer``) in place.
 

@@ -4,10 +4,17 @@ Everything a real training run needs, in one class you can read top to bottom:
 
 - **progress and history**: a ``tqdm.auto`` bar (rank 0 only, ``progress=False`` to hide) and a list
   of dicts ``{"step", "loss", "lr", "time_s", ...}`` -- ``pandas.DataFrame(trainer.history)`` plots it;
+  ``time_s`` is training time only (evaluation and checkpoints excluded);
 - **periodic evaluation**: ``eval_fn(model) -> float | dict`` and/or ``eval_data`` (batches, scored
   with the training loss) every ``eval_every`` steps and at the end;
 - **gradient accumulation** over ``grad_accum_steps`` micro-batches and **clipping** of the global norm;
-- **learning-rate schedule**: a multiplier ``f(step)``, e.g. ``partial(warmup_cosine, warmup=..., total=...)``;
+- **learning-rate schedule**: a multiplier ``f(step)``, e.g. ``partial(warmup_cosine, warmup=..., total=...)``,
+  of each param group's peak LR ``group["initial_lr"]``;
+- **one optimizer or several**: a ``torch.optim.Optimizer`` or an :class:`~bestiary.train.OptimizerChain`
+  (e.g. Muon for the kernels + AdamW for the rest, :func:`~bestiary.train.muon_with_adamw`);
+- **callbacks** (:mod:`bestiary.train.callbacks`): objects called before and after every step and after
+  every evaluation, which may stop the run (``trainer.stop_reason = "..."``) -- a time limit, a target
+  accuracy, a schedule on time; ``max_steps=None`` trains until one of them stops it;
 - **mixed precision**: ``amp="bf16"`` (autocast, CPU or GPU) or ``amp="fp16"`` (autocast + GradScaler, for GPUs);
 - **seeds and exact resume**: checkpoints (safetensors + JSON, atomic) hold the model, the optimizer, the
   step, the history and every RNG state, so stopping and resuming gives bit-identical weights on CPU;
@@ -56,6 +63,7 @@ from bestiary.train.checkpoint import (
     set_rng_state,
 )
 from bestiary.train.metrics import AMP_DTYPES, LossFn, autocast_context, compute_loss, evaluate
+from bestiary.train.optim import OptimizerChain
 
 EvalFn = Callable[[nn.Module], "float | torch.Tensor | dict[str, float]"]
 
@@ -71,15 +79,17 @@ class Trainer:
     Args:
         model: the module to train (trained on its own device; under torchrun with GPUs, on
             ``cuda:LOCAL_RANK``).
-        optimizer: built on ``model.parameters()``. Its current ``lr`` per group is the base LR
-            that ``lr_schedule`` multiplies.
+        optimizer: a ``torch.optim.Optimizer`` or an ``OptimizerChain`` built on ``model.parameters()``.
+            Each param group's peak LR, which ``lr_schedule`` multiplies, is ``group["initial_lr"]``
+            (recorded from its ``lr`` when missing, as torch's schedulers do).
         train_data: ``get_batch(i)`` callable or iterable of global batches (see module docstring).
-        max_steps: number of optimizer steps to reach (a resumed run continues up to it).
+        max_steps: number of optimizer steps to reach (a resumed run continues up to it); ``None``: train
+            until a callback sets ``stop_reason`` (e.g. ``TimeLimit``).
         loss_fn: ``loss_fn(model(*inputs), target)`` for batches ``(inputs..., target)``; ``None`` if
             the model returns its own loss.
         grad_accum_steps: micro-batches per optimizer step (each ``train_data`` batch is one micro-batch).
         clip_grad_norm: clip the global gradient L2 norm to this value (logged as ``grad_norm``).
-        lr_schedule: ``f(step) -> multiplier`` of the base LR, e.g. ``partial(warmup_cosine, ...)``.
+        lr_schedule: ``f(step) -> multiplier`` of each group's peak LR, e.g. ``partial(warmup_cosine, ...)``.
         eval_every: evaluate every this many steps; with ``eval_fn``/``eval_data`` given, the Trainer always
             evaluates after the last step too.
         eval_fn: ``eval_fn(model) -> float | dict``, called in eval mode under ``torch.no_grad()``.
@@ -93,15 +103,17 @@ class Trainer:
         log_every: append a history row every this many steps.
         progress: show a tqdm bar.
         device: override the device (default: the model's).
+        callbacks: objects with any of ``on_step_begin(trainer)``, ``on_step_end(trainer, row)``,
+            ``on_eval(trainer, row)``, called in list order (see :mod:`bestiary.train.callbacks`).
     """
 
     def __init__(
         self,
         model: nn.Module,
-        optimizer: torch.optim.Optimizer,
+        optimizer: torch.optim.Optimizer | OptimizerChain,
         train_data: Callable[[int], Any] | Iterable[Any],
         *,
-        max_steps: int,
+        max_steps: int | None,
         loss_fn: LossFn | None = None,
         grad_accum_steps: int = 1,
         clip_grad_norm: float | None = None,
@@ -118,11 +130,19 @@ class Trainer:
         log_every: int = 1,
         progress: bool = True,
         device: torch.device | str | None = None,
+        callbacks: Iterable[object] = (),
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-        if not isinstance(optimizer, torch.optim.Optimizer):
-            raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        if not isinstance(optimizer, (torch.optim.Optimizer, OptimizerChain)):
+            raise TypeError(
+                f"optimizer must be a torch.optim.Optimizer or an OptimizerChain, got {type(optimizer).__name__}"
+            )
+        callbacks = list(callbacks)
+        if max_steps is None and not callbacks:
+            raise ValueError(
+                "max_steps=None trains until a callback stops it: pass e.g. callbacks=[TimeLimit(60)]"
+            )
         for name, value in [("max_steps", max_steps), ("grad_accum_steps", grad_accum_steps),
                             ("eval_every", eval_every), ("checkpoint_every", checkpoint_every),
                             ("keep_last", keep_last), ("log_every", log_every)]:  # fmt: skip
@@ -172,10 +192,13 @@ class Trainer:
         self.log_every = log_every
         self.progress = progress
         self._device_arg = device
+        self.callbacks = callbacks
 
         self.step = 0  # optimizer steps completed
         self.history: list[dict[str, float]] = []
-        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        self.train_seconds = 0.0  # the training clock: steps only, evaluation and checkpoints excluded
+        self.stop_reason: str | None = None  # set by a callback to end fit() early
+        self.base_lrs = [group.setdefault("initial_lr", group["lr"]) for group in optimizer.param_groups]
         self._ready = False
         self._iterator: Iterator[Any] | None = None
         self._next_index = 0  # index of the batch self._iterator yields next
@@ -269,12 +292,14 @@ class Trainer:
             loss_sum += loss.detach().double()
 
         row: dict[str, float] = {"step": self.step + 1}
-        if self.scaler is not None:
-            self.scaler.unscale_(self.optimizer)  # clip (and log) the true gradients, not the scaled ones
-        if self.clip_grad_norm is not None:
+        if self.scaler is not None:  # clip (and log) the true gradients, not the scaled ones
+            # An OptimizerChain passes as one optimizer (the scaler only needs param_groups and step):
+            # an overflow in any member's gradients skips the whole chain's step, never half of it.
+            self.scaler.unscale_(self.optimizer)  # type: ignore[arg-type]
+        if self.clip_grad_norm is not None:  # one global norm, over every optimizer's parameters
             row["grad_norm"] = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm))
         if self.scaler is not None:
-            self.scaler.step(self.optimizer)  # skips the step if a gradient overflowed to inf/nan
+            self.scaler.step(self.optimizer)  # type: ignore[arg-type]  # skipped if a gradient overflowed
             self.scaler.update()
         else:
             self.optimizer.step()
@@ -288,6 +313,13 @@ class Trainer:
 
     def _due(self, every: int | None) -> bool:
         return every is not None and (self.step % every == 0 or self.step == self.max_steps)
+
+    def _callback(self, hook: str, *args: Any) -> None:
+        """Call ``hook(self, *args)`` on every callback that has it, in order."""
+        for callback in self.callbacks:
+            method = getattr(callback, hook, None)
+            if method is not None:
+                method(self, *args)
 
     def evaluate(self) -> dict[str, float]:
         """Run ``eval_fn`` and/or score ``eval_data`` now; returns the metrics (not added to history)."""
@@ -312,12 +344,13 @@ class Trainer:
         return results
 
     def fit(self) -> list[dict[str, float]]:
-        """Train up to ``max_steps`` (resuming first if asked) and return the history."""
+        """Train up to ``max_steps`` or until a callback stops the run (resuming first if asked).
+
+        Returns the history. Why a run stopped early is in ``self.stop_reason`` (None: it reached ``max_steps``).
+        """
         self._setup()
         if self.resume and self.step == 0 and (path := latest_checkpoint(self.checkpoint_dir)) is not None:
             self.load_checkpoint(path)
-        # Wall-clock time keeps counting across resumes, so time_s stays monotonic in the history.
-        start = time.perf_counter() - (self.history[-1].get("time_s", 0.0) if self.history else 0.0)
         bar = tqdm(
             total=self.max_steps,
             initial=self.step,
@@ -325,23 +358,29 @@ class Trainer:
             disable=not (self.progress and self.rank == 0),
         )
         has_eval = self.eval_fn is not None or self.eval_data is not None
+        self.stop_reason = None
         self.model.train()
         try:
-            while self.step < self.max_steps:
-                row = self._train_step()
-                row["time_s"] = time.perf_counter() - start
+            while self.stop_reason is None and (self.max_steps is None or self.step < self.max_steps):
+                started = time.perf_counter()
+                self._callback("on_step_begin")
+                row = self._train_step()  # ends by reading the loss: the device has finished the step
+                self.train_seconds += time.perf_counter() - started
+                row["time_s"] = self.train_seconds
+                self._callback("on_step_end", row)  # may set stop_reason (e.g. a time limit)
+                last = self.stop_reason is not None or self.step == self.max_steps
                 # evaluate every eval_every steps, and always after the last one
-                evaluated = has_eval and (self._due(self.eval_every) or self.step == self.max_steps)
+                evaluated = has_eval and (self._due(self.eval_every) or last)
                 if evaluated:
                     row.update(self.evaluate())
-                if evaluated or self._due(self.log_every):
+                    self._callback("on_eval", row)  # may set stop_reason (e.g. a target accuracy)
+                    last = last or self.stop_reason is not None
+                if evaluated or last or self._due(self.log_every):
                     self.history.append(row)
                     bar.set_postfix(
                         {k: f"{v:.4g}" for k, v in row.items() if k not in ("step", "time_s")}, refresh=False
                     )
-                if self.checkpoint_dir is not None and (
-                    self._due(self.checkpoint_every) or self.step == self.max_steps
-                ):
+                if self.checkpoint_dir is not None and (self._due(self.checkpoint_every) or last):
                     self.save_checkpoint()
                 bar.update(1)
         finally:
@@ -365,6 +404,7 @@ class Trainer:
         if self.rank == 0:
             extra = {
                 "history": self.history,
+                "train_seconds": self.train_seconds,
                 "base_lrs": self.base_lrs,
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None,
                 "rng": {f"rank{r}": m for r, (_, m) in enumerate(per_rank)},
@@ -385,6 +425,7 @@ class Trainer:
         ckpt = load_checkpoint(path, self.model, self.optimizer)
         extra = ckpt.extra
         self.step, self.history, self.base_lrs = ckpt.step, extra["history"], extra["base_lrs"]
+        self.train_seconds = extra.get("train_seconds", self.history[-1]["time_s"] if self.history else 0.0)
         if self.scaler is not None and extra.get("scaler"):
             self.scaler.load_state_dict(extra["scaler"])
         key = f"rank{self.rank}"

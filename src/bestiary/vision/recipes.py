@@ -2,14 +2,15 @@
 with on-device augmentation, label smoothing, periodic test evaluation and a stop-at-target rule.
 
     X, y = image_batch(*load_fashion_mnist("train"))          # (60000, 1, 28, 28) floats in [0, 1]
-    model = bestiary.build("resnet", in_channels=1, stem="cifar", layers=(1, 1, 1), d_model=16)
+    model = bestiary.build("resnet", in_channels=1, stem="cifar", depths=(1, 1, 1), d_model=16)
     result = fit_classifier(model, X, y, epochs=5, lr=0.2, augment=Augment(padding=2),
                             eval_data=image_batch(*load_fashion_mnist("test")), target_acc=0.93)
     result.history[-1]["test_acc"], result.time_to_target
 
-Why a loop of our own and not :class:`bestiary.train.Trainer`: this one is specialised for the things a
-speed run needs -- a wall-clock budget, stopping the moment a test-accuracy target is reached, and the
-time spent evaluating kept *out* of the training time -- and it is short enough to read in one go.
+``fit_classifier`` is a recipe, not a loop: it builds the optimizer, the batches (augmented and
+normalised on the fly) and the callbacks a speed run needs -- a wall-clock budget, stopping the moment
+a test-accuracy target is reached, the LR schedule fitted to the time budget -- and hands them to
+:class:`bestiary.train.Trainer`, which keeps the time spent evaluating *out* of the training time.
 
 The one-cycle policy: "Super-Convergence: Very Fast Training of Neural Networks Using Large Learning
 Rates" (Smith & Topin, 2017, arXiv:1708.07120). Label smoothing: "Rethinking the Inception
@@ -19,20 +20,20 @@ Architecture for Computer Vision" (Szegedy et al., 2015, arXiv:1512.00567).
 from __future__ import annotations
 
 import math
-import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from bestiary.data.augment import normalize
 from bestiary.data.loader import ArrayLoader, to_tensor
-from bestiary.train.optim import adamw, decay_groups, muon_with_adamw
+from bestiary.train.callbacks import Callback, ScheduleOnTime, StopAtTarget, TimeLimit
+from bestiary.train.optim import OptimizerChain, adamw, decay_groups, muon_with_adamw
+from bestiary.train.trainer import Trainer
 
 __all__ = [
     "FitResult",
@@ -143,8 +144,9 @@ def accuracy_of(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **kwargs) ->
 class FitResult:
     """What :func:`fit_classifier` returns.
 
-    history: one dict per logged step: ``step``, ``epoch``, ``loss``, ``lr``, ``time_s`` (training time
-        only, evaluation excluded) and, at evaluation steps, ``test_acc``/``test_loss``.
+    history: one dict per logged step: ``step``, ``epoch``, ``loss``, ``lr`` (the first param group's:
+        Muon's with ``optimizer="muon"``), ``time_s`` (training time only, evaluation excluded),
+        ``grad_norm`` with ``clip_grad_norm`` and, at evaluation steps, ``test_acc``/``test_loss``.
     time_to_target: training seconds when ``test_acc`` first reached ``target_acc`` (None if never).
     steps: optimizer steps taken. stopped: why the loop ended ("done", "target", "max_seconds").
     """
@@ -205,10 +207,11 @@ def fit_classifier(
     (Muon at peak LR ``muon_lr`` for the conv kernels, AdamW at ``lr`` for everything else:
     :func:`bestiary.train.muon_with_adamw`).
 
-    ``micro_batch_size``: split each batch into micro-batches of this size, one forward/backward each,
-    with their gradients summed before the single optimizer step (gradient accumulation). The update is
-    the whole batch's for any batch-independent network; BatchNorm, though, normalises each micro-batch
-    with that micro-batch's own statistics -- e.g. per-GPU batches in data-parallel training.
+    ``micro_batch_size`` (a divisor of ``batch_size``): split each batch into micro-batches of this size,
+    one forward/backward each, with their gradients summed before the single optimizer step (the
+    Trainer's gradient accumulation). The update is the whole batch's for any batch-independent network;
+    BatchNorm, though, normalises each micro-batch with that micro-batch's own statistics -- e.g. per-GPU
+    batches in data-parallel training.
 
     Evaluates on ``eval_data`` every ``eval_every`` steps and at the end; stops early once test accuracy
     reaches ``target_acc``, or when the training time passes ``max_seconds``. ``on_eval(row)`` is called
@@ -218,6 +221,9 @@ def fit_classifier(
     follows elapsed training time / budget, so the anneal ends exactly when the budget does, and
     training stops there. (A schedule sized in epochs is still at a high LR when a time limit cuts it
     short; on a shared machine the number of epochs that fit is not known in advance.)
+
+    The training loop is :class:`bestiary.train.Trainer` (seeded with ``seed``); this function only
+    chooses its parts: optimizer, batches, loss, schedule and the callbacks that stop the run.
     """
     if x.dim() != 4 or not x.is_floating_point():
         raise ValueError(f"x must be float images (N, C, H, W) in [0, 1], got {x.dtype} {tuple(x.shape)}")
@@ -230,115 +236,115 @@ def fit_classifier(
     if amp not in (None, "bf16"):
         raise ValueError(f"amp must be None or 'bf16', got {amp!r}")
     micro = batch_size if micro_batch_size is None else micro_batch_size
-    if not 1 <= micro <= batch_size:
-        raise ValueError(f"micro_batch_size must be in [1, batch_size={batch_size}], got {micro_batch_size}")
+    if not 1 <= micro <= batch_size or batch_size % micro:
+        raise ValueError(
+            f"micro_batch_size must divide batch_size={batch_size} (1 <= micro <= batch), got {micro_batch_size}"
+        )
     if budget_seconds is not None and budget_seconds <= 0:
         raise ValueError(f"budget_seconds must be > 0, got {budget_seconds}")
     if (eval_every is not None or target_acc is not None) and eval_data is None:
         raise ValueError("eval_every / target_acc need eval_data=(x_test, y_test)")
 
-    torch.manual_seed(seed)
-    device = x.device
-    model.to(device)
+    model.to(x.device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    # No weight decay on norms and biases (1-D parameters): decaying a BatchNorm scale only fights the norm.
-    if optimizer == "adamw":
-        opt = adamw(model, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.999))
-    elif optimizer == "muon":
-        opt = muon_with_adamw(model, lr=muon_lr, adamw_lr=lr, weight_decay=weight_decay)
-    else:
-        opt = torch.optim.SGD(decay_groups(model, weight_decay), lr=lr, momentum=momentum, nesterov=True)
-    for group in opt.param_groups:  # the schedule scales each group's own peak LR
-        group.setdefault("initial_lr", group["lr"])
-
     loader = ArrayLoader(x, y, batch_size=batch_size, seed=seed, drop_last=True)
-    total = max(1, int(round(epochs * len(loader))))
-    if budget_seconds is not None:  # time decides: the schedule runs on time, the loop stops on time
-        total = sys.maxsize
+    batches = _TrainBatches(loader, batch_size // micro, augment, mean, std, channels_last)
+    callbacks: list[object] = [_LogEpochAndEvals(len(loader), on_eval)]
+    total: int | None = max(1, int(round(epochs * len(loader))))
+    lr_schedule = partial(_lr_multiplier, schedule, total=total)
+    if budget_seconds is not None:  # time decides: the schedule runs on time, the run stops on time
+        total, lr_schedule = None, None
+        callbacks.append(ScheduleOnTime(partial(_lr_multiplier, schedule), budget_seconds))
         max_seconds = budget_seconds if max_seconds is None else min(max_seconds, budget_seconds)
-    result = FitResult()
-    train_time = 0.0
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
+    if max_seconds is not None:
+        callbacks.append(TimeLimit(max_seconds))
+    target = StopAtTarget("test_acc", target_acc) if target_acc is not None else None
+    if target is not None:
+        callbacks.append(target)
 
-    def run_eval(row: dict[str, float]) -> None:
+    def score(model: nn.Module) -> dict[str, float]:  # the Trainer calls it in eval mode, outside the clock
         xt, yt = eval_data  # type: ignore[misc]
-        probs = predict_proba(model, xt, mean=mean, std=std, channels_last=channels_last)
-        row["test_acc"] = float((probs.argmax(-1) == yt).float().mean())
-        row["test_loss"] = float(F.nll_loss(probs.clamp_min(1e-12).log(), yt))
-        if on_eval is not None:
-            on_eval(row)
+        probs = predict_proba(model, xt, mean=mean, std=std, channels_last=channels_last)  # (N, classes)
+        return {
+            "test_acc": float((probs.argmax(-1) == yt).float().mean()),
+            "test_loss": float(F.nll_loss(probs.clamp_min(1e-12).log(), yt)),
+        }
 
-    bar = tqdm(total=None if budget_seconds else total, desc="train", disable=not progress)
-    step = 0
-    model.train()
-    batches = iter(loader)
-    try:
-        while step < total:
-            t0 = time.perf_counter()  # the clock includes making the batch: data time is training time
-            try:
-                xb, yb = next(batches)
-            except StopIteration:  # a new epoch: ArrayLoader draws a new order
-                batches = iter(loader)
-                xb, yb = next(batches)
-            if budget_seconds is None:
-                mult = _lr_multiplier(schedule, step, total)
-            else:  # the same schedule on a 10,000-point grid of the time budget
-                mult = _lr_multiplier(schedule, int(1e4 * min(train_time / budget_seconds, 1.0)), 10_000)
-            for group in opt.param_groups:
-                group["lr"] = group["initial_lr"] * mult
-            if augment is not None:
-                xb = augment(xb)
-            if mean is not None:
-                xb = normalize(xb, mean, std if std is not None else 1.0)
-            if channels_last:
+    trainer = Trainer(
+        model, _make_optimizer(model, optimizer, lr, muon_lr, weight_decay, momentum), batches,
+        max_steps=total, loss_fn=partial(_smoothed_cross_entropy, label_smoothing=label_smoothing),
+        grad_accum_steps=batch_size // micro, clip_grad_norm=clip_grad_norm, lr_schedule=lr_schedule,
+        eval_every=eval_every, eval_fn=score if eval_data is not None else None, amp=amp, seed=seed,
+        log_every=log_every, progress=progress, device=x.device, callbacks=callbacks,
+    )  # fmt: skip
+    trainer.fit()
+    return FitResult(
+        history=trainer.history,
+        time_to_target=target.reached_at_s if target else None,
+        steps=trainer.step,
+        stopped=trainer.stop_reason or "done",
+    )
+
+
+def _make_optimizer(
+    model: nn.Module, name: str, lr: float, muon_lr: float, weight_decay: float, momentum: float
+) -> torch.optim.Optimizer | OptimizerChain:
+    """No weight decay on norms and biases (1-D parameters): decaying a BatchNorm scale only fights the norm."""
+    if name == "adamw":
+        return adamw(model, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.999))
+    if name == "muon":
+        return muon_with_adamw(model, lr=muon_lr, adamw_lr=lr, weight_decay=weight_decay)
+    return torch.optim.SGD(decay_groups(model, weight_decay), lr=lr, momentum=momentum, nesterov=True)
+
+
+def _smoothed_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, label_smoothing: float
+) -> torch.Tensor:
+    # float(): under bf16 autocast the logits are bf16; the loss (a log-sum-exp) is taken in float32.
+    return F.cross_entropy(logits.float(), target, label_smoothing=label_smoothing)
+
+
+class _TrainBatches:
+    """The Trainer's micro-batch ``i`` (its ``get_batch(i)``): micro-batch ``i % k`` of step ``i // k``'s batch.
+
+    Each step's whole batch is augmented (on raw [0, 1] pixels, so crop padding is true background),
+    normalised and made channels_last *once*, then cut into ``k`` micro-batches: the augmentation's
+    random draws are then the same whatever ``micro_batch_size`` is. The batch of step s is
+    ``ArrayLoader.batch(s)``, the s-th batch of the epochs' seeded shuffles.
+    """
+
+    def __init__(self, loader: ArrayLoader, k: int, augment, mean, std, channels_last: bool) -> None:
+        self.loader, self.k, self.augment = loader, k, augment
+        self.mean, self.std, self.channels_last = mean, std, channels_last
+        self._step, self._micro_batches = -1, []
+
+    def __call__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        step, micro = divmod(index, self.k)
+        if step != self._step:  # the Trainer asks for steps in order: make each step's batch once
+            xb, yb = self.loader.batch(step)  # (B, C, H, W), (B,)
+            if self.augment is not None:
+                xb = self.augment(xb)
+            if self.mean is not None:
+                xb = normalize(xb, self.mean, self.std if self.std is not None else 1.0)
+            if self.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            opt.zero_grad(set_to_none=True)
-            loss = torch.zeros((), device=device)
-            # One backward per micro-batch, each loss weighted by its share of the batch: the summed
-            # gradient is the whole batch's mean-loss gradient (what BatchNorm sees is the micro-batch).
-            for xm, ym in zip(xb.split(micro), yb.split(micro), strict=True):
-                with autocast:
-                    logits = model(xm)
-                part = F.cross_entropy(logits.float(), ym, label_smoothing=label_smoothing) * (
-                    len(ym) / len(yb)
-                )
-                part.backward()
-                loss = loss + part.detach()
-            if clip_grad_norm is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-            opt.step()
-            step += 1
-            loss_value = float(loss.detach())  # syncs the device, so the timing below is honest
-            train_time += time.perf_counter() - t0
-            if not math.isfinite(loss_value):
-                raise FloatingPointError(f"loss is {loss_value} at step {step}: lower the learning rate")
-            row = {"step": step, "epoch": step / len(loader), "loss": loss_value,
-                   "lr": lr * mult, "time_s": train_time}  # fmt: skip
-            due_eval = eval_data is not None and (
-                step == total or (eval_every is not None and step % eval_every == 0)
-            )
-            if due_eval:
-                run_eval(row)
-                model.train()
-            out_of_time = max_seconds is not None and train_time >= max_seconds
-            if out_of_time and eval_data is not None and not due_eval:
-                run_eval(row)  # always end with a test score
-                model.train()
-            if due_eval or out_of_time or step % log_every == 0 or step == total:
-                result.history.append(row)
-            bar.update(1)
-            if due_eval:
-                bar.set_postfix(loss=f"{loss_value:.3f}", acc=f"{row['test_acc']:.4f}", refresh=False)
-            if "test_acc" in row and target_acc is not None and row["test_acc"] >= target_acc:
-                result.time_to_target, result.stopped = train_time, "target"
-                return _finish(result, step, bar)
-            if out_of_time:
-                result.stopped = "max_seconds"
-                return _finish(result, step, bar)
-    finally:
-        bar.close()
-    return _finish(result, step, bar)
+            self._step, self._micro_batches = step, list(zip(xb.chunk(self.k), yb.chunk(self.k), strict=True))
+        return self._micro_batches[micro]  # (B / k, C, H, W), (B / k,)
+
+
+class _LogEpochAndEvals(Callback):
+    """Adds ``epoch`` to every row and hands each evaluated row to the user's ``on_eval(row)``."""
+
+    def __init__(self, batches_per_epoch: int, on_eval: Callable[[dict[str, float]], None] | None) -> None:
+        self.batches_per_epoch, self.user_on_eval = batches_per_epoch, on_eval
+
+    def on_step_end(self, trainer: Trainer, row: dict[str, float]) -> None:
+        row["epoch"] = row["step"] / self.batches_per_epoch
+
+    def on_eval(self, trainer: Trainer, row: dict[str, float]) -> None:
+        if self.user_on_eval is not None:
+            self.user_on_eval(row)
 
 
 def _lr_multiplier(schedule: str, step: int, total: int) -> float:
@@ -347,9 +353,3 @@ def _lr_multiplier(schedule: str, step: int, total: int) -> float:
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * step / total))
     return 1.0
-
-
-def _finish(result: FitResult, step: int, bar: tqdm) -> FitResult:
-    result.steps = step
-    bar.close()
-    return result
