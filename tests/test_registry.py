@@ -16,6 +16,7 @@ import torch
 
 import bestiary
 from bestiary.layers.checks import ShapeError
+from bestiary.options import declared_range, field_types, matches_type
 from bestiary.registry import tensors_in
 
 MODELS = bestiary.list_models()
@@ -315,3 +316,56 @@ def test_preset_parameter_count_matches_publication(preset):
     with torch.device("meta"):  # no memory, no init time: only shapes are needed to count
         model = bestiary.build(preset)
     assert bestiary.count_params(model) == published, f"{preset}: source {card.presets[preset].source}"
+
+
+# ------------------------------------------------------------------------- validated options
+def _numeric_options(name):
+    """(field, annotation) for every int or float option (not bool, not str)."""
+    card = bestiary.card(name)
+    hints = field_types(card.config_cls)
+    for field in dataclasses.fields(card.config_cls):
+        tp = hints[field.name]
+        is_number = matches_type(1, tp) or matches_type(0.5, tp) or matches_type((1,), tp)
+        if is_number and not matches_type("x", tp) and not matches_type(True, tp):
+            yield field, tp
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_options_of_the_wrong_type_or_range_are_refused_by_name(name):
+    """Every numeric option refuses a string, and every integer option declares a range (from the
+    vocabulary or its own `option(...)`) that refuses a value outside it — before anything is built."""
+    tiny = bestiary.config(name, tiny=True)
+    for field, tp in _numeric_options(name):
+        with pytest.raises(
+            bestiary.ConfigError, match=rf"{name}: option {field.name}='3' has the wrong type"
+        ):
+            bestiary.build(name, tiny=True, **{field.name: "3"})
+        is_integer = (matches_type(1, tp) or matches_type((1,), tp)) and not matches_type(0.5, tp)
+        if not is_integer and not matches_type((1,), tp) or matches_type((0.5,), tp):
+            continue  # float options: a range where one is declared (checked by the unit tests)
+        allowed = declared_range(field)
+        assert allowed is not None and allowed.outside() is not None, (
+            f"{name}: integer option {field.name!r} has no declared range; use option(default, min=...)"
+        )
+        current = getattr(tiny, field.name)
+        bad = tuple(allowed.outside() for _ in current) if isinstance(current, tuple) else allowed.outside()
+        with pytest.raises(bestiary.ConfigError, match=rf"{name}: option {field.name}=.* is not allowed"):
+            bestiary.build(name, tiny=True, **{field.name: bad})
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_kind_options_refuse_an_unknown_kind(name):
+    """A string option either declares its choices (or gets them from the vocabulary) and refuses
+    anything else by name, before anything is built."""
+    card = bestiary.card(name)
+    hints = field_types(card.config_cls)
+    tiny = bestiary.config(name, tiny=True)
+    for field in dataclasses.fields(card.config_cls):
+        if not (matches_type("x", hints[field.name]) or matches_type(("x",), hints[field.name])):
+            continue
+        allowed = declared_range(field)
+        assert allowed is not None and allowed.choices, f"{name}: declare the choices of {field.name!r}"
+        current = getattr(tiny, field.name)
+        bad = tuple("nonsense" for _ in current) if isinstance(current, tuple) else "nonsense"
+        with pytest.raises(bestiary.ConfigError, match=rf"{name}: option {field.name}=.* must be one of"):
+            bestiary.build(name, tiny=True, **{field.name: bad})

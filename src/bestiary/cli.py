@@ -128,7 +128,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     config = bestiary.config(args.name)
     what = f"preset {preset!r}" if preset else "the default config"
     print(f"\nConfig ({what}): {config}")
-    tiny = card.make_config(tiny=True)
+    tiny = card.make_config(True)
     print(f"Tiny config (tiny=True): {tiny}")
 
     model = _build_for_counting(args.name)

@@ -87,7 +87,7 @@ def build_lm(backbone: str, vocab_size: int, *, tiny: bool = False, **overrides:
         )
     if card.input_kind == "tokens":
         return registry.build(backbone, tiny=tiny, vocab_size=vocab_size, **overrides)
-    config = card.make_config(tiny=tiny, preset=preset, **overrides)
+    config = card.make_config(tiny, preset, **overrides)
     if "in_dim" in card.options and "in_dim" not in overrides and hasattr(config, "d_model"):
         config.in_dim = config.d_model
     model = card.model_cls(config)

@@ -27,12 +27,15 @@ import dataclasses
 import difflib
 import importlib
 import pkgutil
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
+
+from bestiary.options import ConfigError, Rule, field_types, validate
 
 #: the input conventions of DESIGN.md, used by the registry sweep and by `build_lm`
 INPUT_KINDS = ("vector", "sequence", "tokens", "image", "graph", "points", "audio", "custom")
@@ -43,10 +46,6 @@ class RegistryError(KeyError):
 
     def __str__(self) -> str:  # KeyError would wrap the message in quotes
         return str(self.args[0])
-
-
-class ConfigError(TypeError):
-    """An option that the model's Config does not have, or a value it cannot take."""
 
 
 @dataclass(frozen=True)
@@ -83,18 +82,27 @@ class ModelCard:
     # False for a reference architecture outside the 267-name catalog (BERT's encoder, T5), which
     # the catalog's families build on and compare against
     in_catalog: bool = True
+    rules: tuple[Rule, ...] = ()  # rules between options beyond the vocabulary's (bestiary.options)
 
     @property
     def options(self) -> list[str]:
         return [f.name for f in dataclasses.fields(self.config_cls)]
 
-    def make_config(self, tiny: bool = False, preset: str | None = None, **overrides: Any) -> Any:
-        """Config for this model: defaults, then the tiny overrides or a preset, then `overrides`."""
+    def make_config(self, tiny: bool = False, preset: str | None = None, /, **overrides: Any) -> Any:
+        """Config for this model: defaults, then the tiny overrides or a preset, then `overrides`.
+
+        Every option is checked (type, range, the rules between options) before anything is built:
+        a bad one raises ConfigError naming the model, the option, the value and what is allowed."""
         unknown = sorted(set(overrides) - set(self.options))
         if unknown:
+            hint = ""
+            if "preset" in unknown or "tiny" in unknown:
+                hint = (
+                    " A preset is built by its own name (bestiary.build('gpt2')); tiny=True is build's flag."
+                )
             raise ConfigError(
                 f"{self.name!r} has no option {', '.join(map(repr, unknown))}. "
-                f"Valid options: {', '.join(self.options)}"
+                f"Valid options: {', '.join(self.options)}.{hint}"
             )
         values: dict[str, Any] = {}
         if tiny:
@@ -102,7 +110,13 @@ class ModelCard:
         if preset is not None:
             values.update(self.presets[preset].overrides)
         values.update(overrides)
-        return self.config_cls(**values)
+        hints = field_types(self.config_cls)
+        for name, value in values.items():  # per-stage options given as lists: the Config holds tuples
+            if isinstance(value, list) and typing.get_origin(hints.get(name)) is tuple:
+                values[name] = tuple(value)
+        config = self.config_cls(**values)
+        validate(config, model=self.name, rules=self.rules)
+        return config
 
     def example_input(self, config: Any, batch: int = 2) -> Any:
         """The model's own `example_input` if it defines one, else the default for its input kind."""
@@ -166,6 +180,7 @@ def register(
     causal: bool = False,
     outputs: str = "a tensor",
     in_catalog: bool = True,
+    rules: tuple[Rule, ...] | list[Rule] = (),
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator that adds an architecture to the registry (see the module docstring)."""
     if not dataclasses.is_dataclass(config):
@@ -196,8 +211,9 @@ def register(
             causal=causal,
             outputs=outputs,
             in_catalog=in_catalog,
+            rules=tuple(rules),
         )
-        card.make_config(tiny=True)  # fail at import time if the tiny overrides are wrong
+        card.make_config(True)  # fail at import time if the tiny overrides are wrong
         _MODELS[name] = card
         for preset_name in card.presets:
             if _PRESETS.get(preset_name, name) != name or preset_name in _MODELS:
@@ -270,7 +286,7 @@ def families() -> list[str]:
 def config(name: str, *, tiny: bool = False, **overrides: Any) -> Any:
     """The Config a `build` with the same arguments would use."""
     model_card, preset = resolve(name)
-    return model_card.make_config(tiny=tiny, preset=preset, **overrides)
+    return model_card.make_config(tiny, preset, **overrides)
 
 
 def build(name: str, *, tiny: bool = False, **overrides: Any) -> nn.Module:
@@ -279,14 +295,14 @@ def build(name: str, *, tiny: bool = False, **overrides: Any) -> nn.Module:
     `build("mlp", in_dim=2, num_classes=3)`; `build("resnet18")`; `build("mamba", tiny=True)`.
     """
     model_card, preset = resolve(name)
-    model_config = model_card.make_config(tiny=tiny, preset=preset, **overrides)
+    model_config = model_card.make_config(tiny, preset, **overrides)
     return model_card.model_cls(model_config)
 
 
 def example_input(name: str, batch: int = 2, *, tiny: bool = False, **overrides: Any) -> Any:
     """An input of the right shape for `build(name, tiny=tiny, **overrides)`."""
     model_card, preset = resolve(name)
-    return model_card.example_input(model_card.make_config(tiny=tiny, preset=preset, **overrides), batch)
+    return model_card.example_input(model_card.make_config(tiny, preset, **overrides), batch)
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:

@@ -31,6 +31,7 @@ from bestiary.layers.drop_path import drop_path_rates_per_stage
 from bestiary.layers.mlp import FeedForward, SquaredReLU
 from bestiary.layers.patch_embed import check_image
 from bestiary.layers.spatial_mixers import ChannelsFirst, MapAttention, Pooling, SepConv
+from bestiary.options import option
 
 MIXERS = ("identity", "pooling", "sepconv", "attention")
 
@@ -42,10 +43,12 @@ class MetaFormerConfig:
     num_classes: int = 10
     depths: tuple[int, ...] = (2, 2, 4, 2)  # blocks per stage
     dims: tuple[int, ...] = (32, 64, 128, 256)  # channels per stage
-    token_mixers: tuple[str, ...] = ("pooling", "pooling", "pooling", "pooling")  # one per stage
+    token_mixers: tuple[str, ...] = option(
+        ("pooling", "pooling", "pooling", "pooling"), choices=MIXERS
+    )  # one per stage
     head_dim: int = 32  # attention mixer: heads = width // head_dim
     mlp_ratio: float = 4.0  # MLP hidden width = mlp_ratio * stage width
-    res_scale_stages: tuple[int, ...] = (2, 3)  # stages whose shortcuts get a learned ResScale
+    res_scale_stages: tuple[int, ...] = option((2, 3), min=0)  # stages whose shortcuts get a learned ResScale
     mlp_head: bool = True  # the baselines' 2-layer head (Linear-SquaredReLU-LayerNorm-Linear)
     dropout: float = 0.0  # before the last classifier layer
     drop_path: float = 0.0

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from bestiary.layers.checks import check_shape
+from bestiary.options import option
 from bestiary.registry import register
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d}
@@ -34,7 +35,7 @@ _POOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d}
 
 @dataclass(kw_only=True)
 class Config:
-    spatial_dims: int = 1  # 1: signals (B, C, L); 2: images (B, C, H, W)
+    spatial_dims: int = option(1, choices=(1, 2))  # 1: signals (B, C, L); 2: images (B, C, H, W)
     in_channels: int = 1
     num_classes: int = 10
     dims: tuple[int, ...] = (16, 32, 64)  # channels of each conv block

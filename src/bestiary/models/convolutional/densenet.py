@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bestiary.layers.patch_embed import check_image
+from bestiary.options import option
 from bestiary.registry import Preset, register
 
 
@@ -28,12 +29,14 @@ from bestiary.registry import Preset, register
 class Config:
     in_channels: int = 3
     num_classes: int = 10
-    growth_rate: int = 12  # channels each layer adds (the paper's k)
+    growth_rate: int = option(12, min=1)  # channels each layer adds (the paper's k)
     depths: tuple[int, ...] = (4, 4, 4)  # layers per dense block
     d_model: int = 24  # channels out of the stem (torchvision's num_init_features)
-    bn_size: int = 4  # bottleneck width = bn_size * growth_rate
+    bn_size: int = option(4, min=1)  # bottleneck width = bn_size * growth_rate
     dropout: float = 0.0
-    stem: str = "cifar"  # "imagenet": 7x7/2 conv + 3x3/2 max-pool; "cifar": one 3x3 conv
+    stem: str = option(
+        "cifar", choices=("imagenet", "cifar")
+    )  # "imagenet": 7x7/2 conv + 3x3/2 max-pool; "cifar": one 3x3 conv
     image_size: int = 32  # the side of the default example input
 
 

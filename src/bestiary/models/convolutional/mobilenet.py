@@ -21,6 +21,7 @@ from torch import nn
 
 from bestiary.layers.conv_blocks import ConvNormAct, InvertedResidual, make_divisible
 from bestiary.layers.patch_embed import check_image
+from bestiary.options import option
 from bestiary.registry import Preset, register
 
 # the paper's Table 2: expansion t, output channels c, repeats n, first stride s
@@ -42,7 +43,7 @@ class Config:
     width_mult: float = 0.5  # scales every channel count (rounded to multiples of 8)
     blocks: tuple[tuple[int, int, int, int], ...] = PAPER_BLOCKS  # (t, c, n, s) rows
     d_model: int = 32  # stem channels (before width_mult)
-    last_channel: int = 1280  # width of the final 1x1 conv (never shrunk by width_mult < 1)
+    last_channel: int = option(1280, min=1)  # width of the final 1x1 conv (never shrunk by width_mult < 1)
     dropout: float = 0.2
     image_size: int = 32  # the side of the default example input
 

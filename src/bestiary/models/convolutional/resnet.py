@@ -23,6 +23,7 @@ from torch import nn
 from bestiary.layers.conv_blocks import ConvNormAct
 from bestiary.layers.norms2d import NORM_KINDS
 from bestiary.layers.patch_embed import check_image
+from bestiary.options import option
 from bestiary.registry import Preset, register
 
 
@@ -30,15 +31,21 @@ from bestiary.registry import Preset, register
 class Config:
     in_channels: int = 3
     num_classes: int = 10
-    block: str = "basic"  # "basic" (two 3x3 convs; ResNet-18/34) or "bottleneck" (1x1-3x3-1x1; 50+)
+    block: str = option(
+        "basic", choices=("basic", "bottleneck")
+    )  # "basic" (two 3x3 convs; ResNet-18/34) or "bottleneck" (1x1-3x3-1x1; 50+)
     depths: tuple[int, ...] = (2, 2, 2, 2)  # blocks per stage; the width doubles at every stage
     d_model: int = 64  # width of the stem and the first stage
-    groups: int = 1  # >1 gives ResNeXt's grouped 3x3 conv
-    width_per_group: int = 64  # bottleneck width per group at d_model=64 (ResNeXt's "d")
-    stem: str = "imagenet"  # "imagenet": 7x7/2 conv + 3x3/2 max-pool; "cifar": one 3x3/1 conv
+    groups: int = option(1, min=1)  # >1 gives ResNeXt's grouped 3x3 conv
+    width_per_group: int = option(64, min=1)  # bottleneck width per group at d_model=64 (ResNeXt's "d")
+    stem: str = option(
+        "imagenet", choices=("imagenet", "cifar")
+    )  # "imagenet": 7x7/2 conv + 3x3/2 max-pool; "cifar": one 3x3/1 conv
     image_size: int = 32  # the side of the default example input: ResNet takes any image size
-    norm: str = "batch"  # "batch" | "layer" | "instance" | "group" | "none" (see layers.norms2d)
-    norm_groups: int = 8  # groups for norm="group"
+    norm: str = option(
+        "batch", choices=NORM_KINDS
+    )  # "batch" | "layer" | "instance" | "group" | "none" (see layers.norms2d)
+    norm_groups: int = option(8, min=1)  # groups for norm="group"
 
 
 class BasicBlock(nn.Module):

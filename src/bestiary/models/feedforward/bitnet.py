@@ -23,6 +23,7 @@ from torch import nn
 
 from bestiary.layers import RMSNorm, check_shape, make_activation
 from bestiary.layers.bitlinear import BitLinear
+from bestiary.options import option
 from bestiary.registry import register
 
 
@@ -34,7 +35,7 @@ class Config:
     n_layers: int = 2  # residual BitLinear blocks
     num_classes: int = 3
     activation: str = "relu"  # b1.58's LLMs use SwiGLU; any activation works for the lesson
-    activation_bits: int = 8  # bits of the per-token absmax activation quantiser
+    activation_bits: int = option(8, min=2, max=16)  # bits of the per-token absmax activation quantiser
     dropout: float = 0.0
 
 

@@ -23,6 +23,7 @@ from torch import nn
 
 from bestiary.layers import check_shape
 from bestiary.layers.kan import KANLinear
+from bestiary.options import option
 from bestiary.registry import register
 
 
@@ -30,10 +31,10 @@ from bestiary.registry import register
 class Config:
     in_dim: int = 2  # input features
     d_model: int = 16  # hidden width (KANs need far fewer units than MLPs)
-    n_layers: int = 1  # hidden KAN layers
+    n_layers: int = option(1, min=0)  # hidden KAN layers (0: one KAN layer from input to output)
     num_classes: int = 3  # outputs (classes, or regression targets)
-    grid_size: int = 5  # G: spline intervals on grid_range
-    spline_order: int = 3  # k: 3 = cubic splines
+    grid_size: int = option(5, min=1)  # G: spline intervals on grid_range
+    spline_order: int = option(3, min=1)  # k: 3 = cubic splines
     grid_range: tuple[float, float] = (-2.0, 2.0)  # where the splines live
 
 

@@ -29,6 +29,7 @@ from torch import nn
 from bestiary.layers.kan import GRKANLinear
 from bestiary.layers.patch_embed import PatchEmbed, check_image, patch_count, prepend_tokens
 from bestiary.layers.vision_transformer import vit_block
+from bestiary.options import option
 from bestiary.registry import register
 
 
@@ -41,7 +42,7 @@ class Config:
     n_layers: int = 4
     n_heads: int = 4
     d_ff: int = 128  # hidden width of each GR-KAN MLP (the paper uses 4 * d_model)
-    n_groups: int = 8  # channel groups sharing one rational function (the paper uses 8)
+    n_groups: int = option(8, min=1)  # channel groups sharing one rational function (the paper uses 8)
     num_classes: int = 10
     dropout: float = 0.0
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from bestiary.layers import check_shape, make_activation
+from bestiary.options import option
 from bestiary.registry import register
 
 
@@ -23,7 +24,7 @@ from bestiary.registry import register
 class Config:
     in_dim: int = 2  # input features
     d_model: int = 64  # hidden width
-    n_layers: int = 2  # hidden layers
+    n_layers: int = option(2, min=0)  # hidden layers (0: a linear model)
     num_classes: int = 3  # outputs (classes, or regression targets)
     activation: str = "relu"
     dropout: float = 0.0

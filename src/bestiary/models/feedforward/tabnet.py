@@ -32,6 +32,7 @@ from torch import nn
 
 from bestiary.layers import check_shape
 from bestiary.layers.sparsemax import sparsemax
+from bestiary.options import option
 from bestiary.registry import register
 
 
@@ -40,12 +41,16 @@ class Config:
     in_dim: int = 2  # input features
     num_classes: int = 3
     d_model: int = 8  # N_d in the paper: width of the decision output of each step
-    d_attention: int = 8  # N_a in the paper: width of the attention output fed to the next mask
-    n_steps: int = 3  # N_steps: decision steps (masks)
+    d_attention: int = option(
+        8, min=1
+    )  # N_a in the paper: width of the attention output fed to the next mask
+    n_steps: int = option(3, min=1)  # N_steps: decision steps (masks)
     gamma: float = 1.3  # relaxation of the prior: 1 = use each feature once, larger = reuse
-    n_shared: int = 2  # GLU layers shared by all steps' feature transformers
-    n_independent: int = 2  # GLU layers owned by each step
-    virtual_batch_size: int = 128  # ghost batch norm chunk size (training only; >= batch size = plain BN)
+    n_shared: int = option(2, min=0)  # GLU layers shared by all steps' feature transformers
+    n_independent: int = option(2, min=0)  # GLU layers owned by each step
+    virtual_batch_size: int = option(
+        128, min=1
+    )  # ghost batch norm chunk size (training only; >= batch size = plain BN)
     momentum: float = 0.02  # batch-norm running-statistics momentum
     dropout: float = 0.0  # not in the paper; kept for a uniform option set (applied to the decision)
 

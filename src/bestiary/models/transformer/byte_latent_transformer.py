@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from bestiary.layers import CrossAttention, RotaryEmbedding, check_shape, make_norm, transformer_block
+from bestiary.options import option
 from bestiary.registry import register
 
 
@@ -44,18 +45,18 @@ from bestiary.registry import register
 class Config:
     vocab_size: int = 256  # bytes
     d_model: int = 128  # latent (patch) transformer width
-    d_local: int = 64  # byte-level encoder/decoder width
+    d_local: int = option(64, min=1)  # byte-level encoder/decoder width
     n_layers: int = 4  # latent transformer blocks
-    n_local_layers: int = 1  # blocks in the local encoder and in the local decoder
+    n_local_layers: int = option(1, min=0)  # blocks in the local encoder and in the local decoder
     n_heads: int = 4
     d_ff: int = 352
     max_seq_len: int = 1024  # in bytes
     dropout: float = 0.0
-    patching: str = "fixed"  # "fixed" or "entropy"
+    patching: str = option("fixed", choices=("fixed", "entropy"))  # "fixed" or "entropy"
     patch_size: int = 4  # bytes per patch for fixed patching
     entropy_threshold: float = 2.0  # nats; entropy patching starts a patch above this
-    n_hash_buckets: int = 4096  # hashed byte n-gram embeddings (0 disables them)
-    ngram_sizes: tuple[int, ...] = (3, 4)
+    n_hash_buckets: int = option(4096, min=0)  # hashed byte n-gram embeddings (0 disables them)
+    ngram_sizes: tuple[int, ...] = option((3, 4), min=1)
 
 
 class ByteLM(nn.Module):

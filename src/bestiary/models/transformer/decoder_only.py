@@ -44,6 +44,7 @@ from bestiary.layers import (
     make_norm,
     transformer_block,
 )
+from bestiary.options import option
 from bestiary.registry import Preset, register
 
 POSITIONS = ("rope", "learned", "sinusoidal", "alibi", "none")
@@ -60,16 +61,18 @@ class Config:
     d_ff: int = 352  # FFN hidden size (about 8/3 d_model for SwiGLU, 4 d_model for GELU)
     max_seq_len: int = 512  # longest sequence (learned/sinusoidal positions need a table this long)
     dropout: float = 0.0
-    position: str = "rope"  # one of POSITIONS
+    position: str = option("rope", choices=POSITIONS)  # one of POSITIONS
     rope_theta: float = 10000.0
     rope_scaling_factor: float = 1.0  # > 1 stretches RoPE for longer contexts
-    rope_scaling_type: str = "linear"  # "linear" (position interpolation) or "ntk"
-    norm: str = "rmsnorm"  # "rmsnorm" | "layernorm"
+    rope_scaling_type: str = option(
+        "linear", choices=("linear", "ntk")
+    )  # "linear" (position interpolation) or "ntk"
+    norm: str = option("rmsnorm", choices=("rmsnorm", "layernorm"))  # "rmsnorm" | "layernorm"
     norm_eps: float = 1e-5
     mlp: str = "swiglu"  # "swiglu" or an activation name for a 2-layer FFN: "gelu", "gelu_tanh", "relu"
     bias: bool = False  # biases in the projections and LayerNorms (GPT-2: True; nanoGPT's bias=False: none)
     tie_embeddings: bool = True  # output head shares the token embedding matrix
-    sliding_window: int | None = None  # attend only to the last `sliding_window` positions
+    sliding_window: int | None = option(None, min=1)  # attend only to the last `sliding_window` positions
     fused_qkv: bool = False  # one mixer.qkv_proj (GPT-2's c_attn) instead of q_proj / k_proj / v_proj
     attn_impl: str = "sdpa"  # "sdpa" (PyTorch's fused kernel) or "manual" (the readable path; same math)
 

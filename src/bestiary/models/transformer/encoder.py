@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from bestiary.layers import Block, LearnedPositions, MultiHeadAttention, check_shape, make_mlp
+from bestiary.options import option
 from bestiary.registry import Preset, register
 
 
@@ -38,7 +39,7 @@ class Config:
     n_heads: int = 12
     d_ff: int = 3072
     max_seq_len: int = 512
-    type_vocab_size: int = 2  # segments (sentence A / B)
+    type_vocab_size: int = option(2, min=1)  # segments (sentence A / B)
     dropout: float = 0.1
     norm_eps: float = 1e-12
     mlp: str = "gelu"  # the FFN's activation; BERT uses the exact (erf) GELU

@@ -39,6 +39,7 @@ from bestiary.layers import (
     make_mlp,
     make_norm,
 )
+from bestiary.options import option
 from bestiary.registry import Preset, register
 
 
@@ -47,12 +48,12 @@ class Config:
     vocab_size: int = 32128
     d_model: int = 512
     n_layers: int = 6  # encoder layers
-    n_decoder_layers: int | None = None  # None = n_layers
+    n_decoder_layers: int | None = option(None, min=1)  # None = n_layers
     n_heads: int = 8
     head_dim: int = 64
     d_ff: int = 2048
-    num_buckets: int = 32  # relative-position buckets
-    max_distance: int = 128  # distances beyond this share the last bucket
+    num_buckets: int = option(32, min=2)  # relative-position buckets
+    max_distance: int = option(128, min=1)  # distances beyond this share the last bucket
     dropout: float = 0.1
     norm_eps: float = 1e-6
     mlp: str = "relu"

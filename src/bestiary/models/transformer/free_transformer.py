@@ -45,6 +45,7 @@ from bestiary.layers import (
     make_norm,
     transformer_block,
 )
+from bestiary.options import option
 from bestiary.registry import register
 
 
@@ -58,7 +59,7 @@ class Config:
     d_ff: int = 352
     max_seq_len: int = 512
     dropout: float = 0.0
-    n_latent_bits: int = 8  # H: Z_t takes one of 2^H values
+    n_latent_bits: int = option(8, min=1, max=16)  # H: Z_t takes one of 2^H values
     free_bits: float = 0.5 * math.log(2)  # κ: KL per token below this is free (nats)
     rope_theta: float = 10000.0
 

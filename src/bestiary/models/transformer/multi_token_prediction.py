@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bestiary.layers import Block, RotaryEmbedding, check_shape, make_norm, transformer_block
+from bestiary.options import option
 from bestiary.registry import register
 
 
@@ -38,7 +39,7 @@ class Config:
     d_ff: int = 352
     max_seq_len: int = 512
     dropout: float = 0.0
-    n_future: int = 4  # number of heads: predict t+1 .. t+n_future (the paper's n)
+    n_future: int = option(4, min=1)  # number of heads: predict t+1 .. t+n_future (the paper's n)
     rope_theta: float = 10000.0
 
 

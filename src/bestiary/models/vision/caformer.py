@@ -18,13 +18,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bestiary.layers.metaformer_net import MetaFormerConfig, MetaFormerNet
+from bestiary.layers.metaformer_net import MIXERS, MetaFormerConfig, MetaFormerNet
+from bestiary.options import option
 from bestiary.registry import Preset, register
 
 
 @dataclass(kw_only=True)
 class Config(MetaFormerConfig):
-    token_mixers: tuple[str, ...] = ("sepconv", "sepconv", "attention", "attention")
+    token_mixers: tuple[str, ...] = option(("sepconv", "sepconv", "attention", "attention"), choices=MIXERS)
 
 
 def _preset(depths: tuple[int, ...], dims: tuple[int, ...], rounded: str, name: str) -> Preset:

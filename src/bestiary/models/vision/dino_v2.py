@@ -32,6 +32,7 @@ from bestiary.layers.dino import DinoHead, DinoOutput
 from bestiary.layers.drop_path import drop_path_rates
 from bestiary.layers.patch_embed import PatchEmbed, check_image, patch_count, prepend_tokens
 from bestiary.layers.vision_transformer import vit_block
+from bestiary.options import option
 from bestiary.registry import Preset, register
 
 
@@ -44,12 +45,12 @@ class Config:
     n_layers: int = 6
     n_heads: int = 3
     d_ff: int = 768
-    mlp: str = "gelu"  # "gelu" (Linear-GELU-Linear) or "swiglu" (ViT-g)
-    n_registers: int = 4
+    mlp: str = option("gelu", choices=("gelu", "swiglu"))  # "gelu" (Linear-GELU-Linear) or "swiglu" (ViT-g)
+    n_registers: int = option(4, min=0)
     layer_scale: float = 1e-5
-    head_prototypes: int = 1024  # K prototypes of the DINO head; 0: no head (backbone only)
-    head_hidden: int = 512  # 2048 in the paper
-    head_bottleneck: int = 128  # 256 in the paper
+    head_prototypes: int = option(1024, min=0)  # K prototypes of the DINO head; 0: no head (backbone only)
+    head_hidden: int = option(512, min=1)  # 2048 in the paper
+    head_bottleneck: int = option(128, min=1)  # 256 in the paper
     drop_path: float = 0.0
 
 

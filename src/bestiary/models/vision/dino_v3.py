@@ -36,6 +36,7 @@ from bestiary.layers.drop_path import drop_path_rates
 from bestiary.layers.patch_embed import PatchEmbed, check_image, prepend_tokens
 from bestiary.layers.positions import rotate_half
 from bestiary.layers.vision_transformer import vit_block
+from bestiary.options import option
 from bestiary.registry import Preset, register
 
 
@@ -48,15 +49,17 @@ class Config:
     n_layers: int = 6
     n_heads: int = 3
     d_ff: int = 768
-    mlp: str = "gelu"  # "gelu" (Linear-GELU-Linear) or "swiglu" (the "+" models)
-    n_registers: int = 4
+    mlp: str = option(
+        "gelu", choices=("gelu", "swiglu")
+    )  # "gelu" (Linear-GELU-Linear) or "swiglu" (the "+" models)
+    n_registers: int = option(4, min=0)
     layer_scale: float = 1e-5
     rope_theta: float = 100.0  # RoPE frequency base
     rope_jitter: float = 2.0  # training-time coordinate rescale factor range [1/j, j]; 1 disables it
     norm_eps: float = 1e-5
-    head_prototypes: int = 1024  # DINO head size; 0: backbone only
-    head_hidden: int = 512
-    head_bottleneck: int = 128
+    head_prototypes: int = option(1024, min=0)  # DINO head size; 0: backbone only
+    head_hidden: int = option(512, min=1)
+    head_bottleneck: int = option(128, min=1)
     drop_path: float = 0.0
 
 

@@ -33,6 +33,7 @@ from bestiary.layers.block import Block
 from bestiary.layers.drop_path import drop_path_rates_per_stage
 from bestiary.layers.mlp import FeedForward
 from bestiary.layers.patch_embed import check_image
+from bestiary.options import option
 from bestiary.registry import Preset, register
 
 
@@ -44,8 +45,8 @@ class Config:
     num_classes: int = 10
     d_model: int = 48  # first-stage width, doubled at every stage
     depths: tuple[int, ...] = (2, 2, 2)  # blocks per stage
-    focal_levels: int = 2  # L: number of depthwise-conv context levels
-    focal_window: int = 3  # kernel of the first level; level l uses focal_window + 2 l
+    focal_levels: int = option(2, min=1)  # L: number of depthwise-conv context levels
+    focal_window: int = option(3, min=1)  # kernel of the first level; level l uses focal_window + 2 l
     mlp_ratio: float = 4.0  # MLP hidden width = mlp_ratio * stage width
     normalize_modulator: bool = False  # divide the aggregated context by L + 1
     layer_scale: float = 0.0  # 0 disables LayerScale (used only by the largest models)

@@ -31,12 +31,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from bestiary.layers.checks import check_shape
+from bestiary.options import option
 from bestiary.registry import register
 
 
 @dataclass(kw_only=True)
 class Config:
-    n_gaussians: int = 256
+    n_gaussians: int = option(256, min=1)
     image_size: int = 32  # rendered images are image_size x image_size
     focal: float = 32.0  # focal length in pixels
     init_radius: float = 1.0  # initial means are uniform in a cube of this half-width

@@ -23,6 +23,7 @@ from bestiary.layers.block import Block
 from bestiary.layers.drop_path import drop_path_rates
 from bestiary.layers.mlp import FeedForward
 from bestiary.layers.patch_embed import PatchEmbed, check_image, patch_count
+from bestiary.options import option
 from bestiary.registry import Preset, register
 
 
@@ -35,7 +36,7 @@ class Config:
     d_model: int = 128  # channels per patch (the paper's C)
     n_layers: int = 6
     d_ff: int = 512  # channel-mixing hidden size (the paper's D_C)
-    token_dim: int = 64  # token-mixing hidden size (the paper's D_S)
+    token_dim: int = option(64, min=1)  # token-mixing hidden size (the paper's D_S)
     dropout: float = 0.0
     drop_path: float = 0.0
 

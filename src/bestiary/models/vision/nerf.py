@@ -27,17 +27,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from bestiary.layers.checks import check_shape
+from bestiary.options import option
 from bestiary.registry import Preset, register
 
 
 @dataclass(kw_only=True)
 class Config:
-    pos_freqs: int = 10  # L for positions
-    dir_freqs: int = 4  # L for directions
+    pos_freqs: int = option(10, min=0)  # L for positions
+    dir_freqs: int = option(4, min=0)  # L for directions
     d_model: int = 64  # MLP width (256 in the paper)
     n_layers: int = 4  # layers of the position trunk (8 in the paper)
-    skip_layer: int = 2  # re-inject gamma(x) into the input of this layer (4 in the paper: the 5th)
-    dir_width: int = 32  # width of the view-dependent colour layer (128 in the paper)
+    skip_layer: int = option(
+        2, min=0
+    )  # re-inject gamma(x) into the input of this layer (4 in the paper: the 5th)
+    dir_width: int = option(32, min=1)  # width of the view-dependent colour layer (128 in the paper)
 
 
 def positional_encoding(x: torch.Tensor, n_freqs: int) -> torch.Tensor:

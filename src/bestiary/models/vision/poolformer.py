@@ -24,6 +24,7 @@ from bestiary.layers.drop_path import drop_path_rates_per_stage
 from bestiary.layers.norms2d import GroupNorm1
 from bestiary.layers.patch_embed import check_image
 from bestiary.layers.spatial_mixers import Pooling
+from bestiary.options import option
 from bestiary.registry import Preset, register
 
 
@@ -35,7 +36,7 @@ class Config:
     depths: tuple[int, ...] = (2, 2, 4, 2)  # blocks per stage
     dims: tuple[int, ...] = (32, 64, 128, 256)  # channels per stage
     mlp_ratio: float = 4.0  # MLP hidden width = mlp_ratio * stage width
-    pool_size: int = 3
+    pool_size: int = option(3, min=1)
     layer_scale: float = 1e-5  # initial LayerScale value; 0 disables it
     dropout: float = 0.0
     drop_path: float = 0.0

@@ -25,6 +25,7 @@ from bestiary.layers.drop_path import drop_path_rates_per_stage
 from bestiary.layers.mlp import FeedForward
 from bestiary.layers.patch_embed import PatchEmbed, check_image
 from bestiary.layers.window_attention import WindowAttention
+from bestiary.options import option
 from bestiary.registry import Preset, register
 
 
@@ -37,7 +38,7 @@ class Config:
     d_model: int = 48  # width of the first stage; doubles at every stage (the paper's C)
     depths: tuple[int, ...] = (2, 2, 2)  # blocks per stage
     head_dim: int = 16  # heads per stage = width / head_dim (32 in every published Swin)
-    window_size: int = 4
+    window_size: int = option(4, min=1)
     mlp_ratio: float = 4.0  # MLP hidden width = mlp_ratio * stage width
     qkv_bias: bool = True
     dropout: float = 0.0

@@ -28,6 +28,7 @@ from torch import nn
 from bestiary.layers.kan import KANLinear
 from bestiary.layers.patch_embed import PatchEmbed, check_image, patch_count, prepend_tokens
 from bestiary.layers.vision_transformer import vit_block
+from bestiary.options import option
 from bestiary.registry import register
 
 
@@ -41,8 +42,8 @@ class Config:
     n_layers: int = 4
     n_heads: int = 4
     d_ff: int = 64  # hidden width of the KAN feed-forward (kept small: each edge is a spline)
-    grid_size: int = 5  # spline intervals per edge
-    spline_order: int = 3  # cubic B-splines
+    grid_size: int = option(5, min=1)  # spline intervals per edge
+    spline_order: int = option(3, min=1)  # cubic B-splines
     grid_range: float = 3.0  # splines cover [-grid_range, grid_range]
     dropout: float = 0.0
 

@@ -21,6 +21,7 @@ from torch import nn
 from bestiary.layers.drop_path import drop_path_rates
 from bestiary.layers.patch_embed import PatchEmbed, check_image, patch_count, prepend_tokens
 from bestiary.layers.vision_transformer import vit_block
+from bestiary.options import option
 from bestiary.registry import Preset, register
 
 
@@ -37,7 +38,9 @@ class Config:
     dropout: float = 0.0
     drop_path: float = 0.0  # stochastic depth at the last block (linear schedule from 0)
     qkv_bias: bool = True
-    pool: str = "cls"  # "cls": classify from the [CLS] token; "mean": average the patch tokens
+    pool: str = option(
+        "cls", choices=("cls", "mean")
+    )  # "cls": classify from the [CLS] token; "mean": average the patch tokens
     norm_eps: float = 1e-6  # LayerNorm epsilon
 
 
