@@ -369,3 +369,28 @@ def test_kind_options_refuse_an_unknown_kind(name):
         bad = tuple("nonsense" for _ in current) if isinstance(current, tuple) else "nonsense"
         with pytest.raises(bestiary.ConfigError, match=rf"{name}: option {field.name}=.* must be one of"):
             bestiary.build(name, tiny=True, **{field.name: bad})
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if bestiary.card(n).input_kind == "tokens"])
+def test_token_ids_are_checked_at_the_model_boundary(name):
+    model = _build(name).eval()
+    tokens = _input(name)
+    vocab = bestiary.config(name, tiny=True).vocab_size
+    too_big = tokens.clone()
+    too_big[1, 3] = vocab
+    with pytest.raises(ValueError, match=rf"\[1, 3\] = {vocab} is not a token id .* {vocab} ids"):
+        model(too_big)
+    negative = tokens.clone()
+    negative[0, 0] = -1
+    with pytest.raises(ValueError, match=r"\[0, 0\] = -1 is not a token id"):
+        model(negative)
+    with pytest.raises(TypeError, match="integer token ids"):
+        model(tokens.float())
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if bestiary.card(n).input_kind == "image"])
+def test_integer_images_are_refused_with_the_conversion_to_use(name):
+    model = _build(name).eval()
+    pixels = (_input(name).clamp(0, 1) * 255).to(torch.uint8)
+    with pytest.raises(TypeError, match=r"floating-point pixels, got torch.uint8.*float\(\) / 255"):
+        model(pixels)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bestiary import registry
-from bestiary.layers.checks import check_shape
+from bestiary.layers.checks import check_tokens
 
 
 class LanguageModel(nn.Module):
@@ -45,9 +45,7 @@ class LanguageModel(nn.Module):
 
     def forward_features(self, tokens: torch.Tensor, *, cache: Any = None) -> torch.Tensor:
         """tokens (B, T) long -> final-normed hidden states (B, T, num_features)."""
-        check_shape(tokens, "B T", name="tokens")
-        if tokens.dtype != torch.long:
-            raise TypeError(f"tokens must be torch.long token ids, got {tokens.dtype}")
+        check_tokens(tokens, self.vocab_size)
         start = 0 if cache is None else len(cache)
         if self.max_seq_len is not None and start + tokens.shape[1] > self.max_seq_len:
             raise ValueError(

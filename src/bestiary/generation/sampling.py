@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
+from bestiary.options import option, validate
+
 __all__ = [
     "SamplingParams",
     "apply_repetition_penalty",
@@ -41,29 +43,20 @@ NEG_INF = float("-inf")
 class SamplingParams:
     """How to choose each next token. `temperature=0` means greedy (argmax).
 
-    Validated on construction: temperature >= 0, top_k >= 1, 0 < top_p <= 1, 0 <= min_p <= 1,
-    repetition_penalty > 0 (1 = off).
+    Validated on construction with the options mechanism of `bestiary.options` (types from the
+    annotations, declared ranges; NaN is never in range): temperature >= 0, top_k >= 1,
+    0 < top_p <= 1, 0 <= min_p <= 1, repetition_penalty > 0 (1 = off). None disables a filter.
+    A bad value raises ConfigError (a ValueError) naming the parameter.
     """
 
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float | None = None
-    min_p: float | None = None
-    repetition_penalty: float = 1.0
+    temperature: float = option(1.0, min=0.0)
+    top_k: int | None = option(None, min=1)
+    top_p: float | None = option(None, gt=0.0, max=1.0)
+    min_p: float | None = option(None, min=0.0, max=1.0)
+    repetition_penalty: float = option(1.0, gt=0.0)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.temperature, (int, float)) or self.temperature < 0:
-            raise ValueError(f"temperature must be a number >= 0 (0 = greedy), got {self.temperature!r}")
-        if self.top_k is not None and (
-            not isinstance(self.top_k, int) or isinstance(self.top_k, bool) or self.top_k < 1
-        ):
-            raise ValueError(f"top_k must be an int >= 1 (or None to disable), got {self.top_k!r}")
-        if self.top_p is not None and not (0 < self.top_p <= 1):
-            raise ValueError(f"top_p must be in (0, 1] (or None to disable), got {self.top_p!r}")
-        if self.min_p is not None and not (0 <= self.min_p <= 1):
-            raise ValueError(f"min_p must be in [0, 1] (or None to disable), got {self.min_p!r}")
-        if not isinstance(self.repetition_penalty, (int, float)) or self.repetition_penalty <= 0:
-            raise ValueError(f"repetition_penalty must be > 0 (1 = off), got {self.repetition_penalty!r}")
+        validate(self, model="sampling")
 
     @property
     def greedy(self) -> bool:
@@ -71,14 +64,19 @@ class SamplingParams:
 
 
 def _check_logits(logits: torch.Tensor) -> None:
-    if logits.dim() != 2:
-        raise ValueError(f"expected logits of shape (B, V), got {tuple(logits.shape)}")
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        raise ValueError(
+            f"expected logits of shape (B, V), got {getattr(logits, 'shape', type(logits).__name__)}"
+        )
+    if not logits.is_floating_point():
+        raise TypeError(f"expected floating-point logits, got {logits.dtype}")
 
 
 def apply_repetition_penalty(logits: torch.Tensor, context: torch.Tensor, penalty: float) -> torch.Tensor:
     """CTRL penalty: for every token id present in `context` (B, T), divide its logit by `penalty`
     if positive, multiply if negative. logits (B, V) -> new logits (B, V)."""
     _check_logits(logits)
+    SamplingParams(repetition_penalty=penalty)  # the same declared range as in generate
     if penalty == 1.0 or context.numel() == 0:
         return logits
     picked = logits.gather(1, context)  # (B, T): the logit of each context token (repeats are fine)
@@ -89,6 +87,7 @@ def apply_repetition_penalty(logits: torch.Tensor, context: torch.Tensor, penalt
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Keep exactly the k largest logits per row (ties broken by index), set the rest to -inf."""
     _check_logits(logits)
+    SamplingParams(top_k=k)
     if k >= logits.shape[-1]:
         return logits
     idx = logits.topk(k, dim=-1).indices  # (B, k)
@@ -99,6 +98,7 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
 def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     """Nucleus: keep the smallest set of most likely tokens whose total probability is >= p."""
     _check_logits(logits)
+    SamplingParams(top_p=p)
     if p >= 1.0:
         return logits
     sorted_logits, order = logits.sort(dim=-1, descending=True)  # (B, V)
@@ -113,6 +113,7 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
 def min_p_filter(logits: torch.Tensor, min_p: float) -> torch.Tensor:
     """Keep tokens with probability >= min_p * (probability of the most likely token)."""
     _check_logits(logits)
+    SamplingParams(min_p=min_p)
     probs = logits.softmax(-1)
     threshold = min_p * probs.max(dim=-1, keepdim=True).values  # (B, 1)
     return logits.masked_fill(probs < threshold, NEG_INF)

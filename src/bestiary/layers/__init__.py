@@ -2,7 +2,7 @@
 
 from bestiary.layers.attention import CrossAttention, MultiHeadAttention, scaled_dot_product_attention
 from bestiary.layers.block import Block, ChannelScale, make_mlp, transformer_block
-from bestiary.layers.checks import ShapeError, check_shape
+from bestiary.layers.checks import ShapeError, check_shape, check_tokens
 from bestiary.layers.drop_path import make_dropout
 from bestiary.layers.kv_cache import Cache, KVCache
 from bestiary.layers.masks import causal_mask, combine_masks, padding_mask, sliding_window_mask
@@ -39,6 +39,7 @@ __all__ = [
     "alibi_slopes",
     "causal_mask",
     "check_shape",
+    "check_tokens",
     "combine_masks",
     "make_activation",
     "make_dropout",

@@ -1,4 +1,6 @@
-"""Input validation shared by every model: a wrong shape gets an error naming the expected shape."""
+"""Input validation shared by every model, at its boundary: a wrong shape gets an error naming the
+expected shape; a token id outside the vocabulary gets an error naming the id, where it is, and the
+vocabulary size (inside torch it would be an opaque index error, or on a GPU a device-side assert)."""
 
 from __future__ import annotations
 
@@ -23,3 +25,24 @@ def check_shape(x: torch.Tensor, expected: str, *, name: str = "input", **sizes:
     if not isinstance(x, torch.Tensor):
         raise ShapeError(f"expected {name} to be a tensor of shape ({wanted}), got {type(x).__name__}")
     raise ShapeError(f"expected {name} of shape ({wanted}), got {tuple(x.shape)}")
+
+
+def check_tokens(tokens: torch.Tensor, vocab_size: int, *, name: str = "tokens") -> None:
+    """Token ids (B, T) must be integers in 0 .. vocab_size - 1.
+
+    A float tensor is refused rather than truncated (2.7 is not token 2), and an id out of range is
+    named with its position, so a tokenizer / model mismatch is found at once."""
+    check_shape(tokens, "B T", name=name)
+    if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
+        raise TypeError(f"{name} must be integer token ids (torch.long), got {tokens.dtype}")
+    if tokens.numel() == 0:
+        return
+    low, high = int(tokens.min()), int(tokens.max())
+    if low >= 0 and high < vocab_size:
+        return
+    bad = (tokens < 0) | (tokens >= vocab_size)
+    row, col = (int(i) for i in bad.nonzero()[0])
+    raise ValueError(
+        f"{name}[{row}, {col}] = {int(tokens[row, col])} is not a token id of this model: the vocabulary "
+        f"has {vocab_size} ids (0..{vocab_size - 1}). Was the text encoded with another tokenizer?"
+    )

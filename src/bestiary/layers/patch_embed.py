@@ -23,7 +23,14 @@ def check_image(
 ) -> None:
     """Check an image batch (B, C, H, W): C must be `in_channels`; H and W must be multiples of
     `multiple_of` (the patch size, or the total downsampling factor); if `image_size` is given
-    (models with learned position embeddings), H and W must equal it."""
+    (models with learned position embeddings), H and W must equal it. Pixels must be floats: an
+    integer image (uint8 0..255) would fail inside the first convolution, or worse, be silently
+    scaled wrong."""
+    if isinstance(x, torch.Tensor) and not x.is_floating_point():
+        raise TypeError(
+            f"expected {name} as floating-point pixels, got {x.dtype}: convert it first, e.g. "
+            "x.float() / 255 (bestiary.vision.image_batch does this for uint8 images)"
+        )
     if image_size is not None:
         check_shape(x, "B C H W", name=name, C=in_channels, H=image_size, W=image_size)
     else:

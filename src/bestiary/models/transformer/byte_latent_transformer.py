@@ -36,7 +36,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bestiary.layers import CrossAttention, RotaryEmbedding, check_shape, make_norm, transformer_block
+from bestiary.layers import (
+    CrossAttention,
+    RotaryEmbedding,
+    check_shape,
+    check_tokens,
+    make_norm,
+    transformer_block,
+)
 from bestiary.options import option
 from bestiary.registry import register
 
@@ -173,7 +180,7 @@ class ByteLatentTransformer(nn.Module):
     def forward_features(self, byte_ids: torch.Tensor, patch_ids: torch.Tensor | None = None) -> torch.Tensor:
         """byte_ids (B, T) -> the local decoder's normed states (B, T, d_local), one per byte."""
         c = self.config
-        check_shape(byte_ids, "B T", name="byte_ids")
+        check_tokens(byte_ids, c.vocab_size, name="byte_ids")
         B, T = byte_ids.shape
         if c.max_seq_len < T:
             raise ValueError(f"sequence of {T} bytes exceeds max_seq_len={c.max_seq_len}")

@@ -40,6 +40,7 @@ from bestiary.layers import (
     RotaryEmbedding,
     SinusoidalPositions,
     check_shape,
+    check_tokens,
     make_dropout,
     make_norm,
     transformer_block,
@@ -209,9 +210,7 @@ class DecoderOnly(nn.Module):
     ) -> torch.Tensor:
         """tokens (B, T) -> final-normed hidden states (B, T, d_model) (the input of lm_head)."""
         c = self.config
-        check_shape(tokens, "B T", name="tokens")
-        if tokens.dtype != torch.long:
-            raise TypeError(f"tokens must be torch.long token ids, got {tokens.dtype}")
+        check_tokens(tokens, c.vocab_size)
         start = 0 if cache is None else cache.length  # absolute position of tokens[:, 0]
         B, T = tokens.shape
         if start + T > c.max_seq_len:

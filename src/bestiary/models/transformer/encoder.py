@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bestiary.layers import Block, LearnedPositions, MultiHeadAttention, check_shape, make_mlp
+from bestiary.layers import Block, LearnedPositions, MultiHeadAttention, check_shape, check_tokens, make_mlp
 from bestiary.options import option
 from bestiary.registry import Preset, register
 
@@ -116,7 +116,7 @@ class Encoder(nn.Module):
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """tokens (B, T) long, attention_mask (B, T) 1 = real token -> hidden states (B, T, d_model)."""
-        check_shape(tokens, "B T", name="tokens")
+        check_tokens(tokens, self.config.vocab_size)
         if attention_mask is not None:  # nobody attends to padding
             check_shape(attention_mask, "B T", name="attention_mask", B=tokens.shape[0], T=tokens.shape[1])
         x = self.embed(tokens, token_type_ids)

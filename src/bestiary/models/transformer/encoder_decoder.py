@@ -35,7 +35,7 @@ from bestiary.layers import (
     CrossAttention,
     MultiHeadAttention,
     RelativePositionBias,
-    check_shape,
+    check_tokens,
     make_mlp,
     make_norm,
 )
@@ -166,14 +166,14 @@ class EncoderDecoder(nn.Module):
 
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor | None = None) -> torch.Tensor:
         """src (B, S) long, src_mask (B, S) 1 = real -> memory (B, S, d_model)."""
-        check_shape(src, "B S", name="src")
+        check_tokens(src, self.config.vocab_size, name="src")
         return self.encoder(self.embed(src), mask=src_mask)
 
     def decode_features(
         self, tgt: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """tgt (B, T) long (starting with the decoder start token) + memory -> decoder states (B, T, d_model)."""
-        check_shape(tgt, "B T", name="tgt")
+        check_tokens(tgt, self.config.vocab_size, name="tgt")
         return self.decoder(self.embed(tgt), context=memory, context_mask=src_mask)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:

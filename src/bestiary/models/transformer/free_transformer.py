@@ -41,6 +41,7 @@ from bestiary.layers import (
     CrossAttention,
     RotaryEmbedding,
     check_shape,
+    check_tokens,
     make_mlp,
     make_norm,
     transformer_block,
@@ -177,7 +178,7 @@ class FreeTransformer(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(final normed states (B, T, D), KL (B, T), bit logits (B, T, H) or None)."""
         c = self.config
-        check_shape(tokens, "B T", name="tokens")
+        check_tokens(tokens, c.vocab_size)
         B, T = tokens.shape
         if c.max_seq_len < T:
             raise ValueError(f"sequence of {T} exceeds max_seq_len={c.max_seq_len}")

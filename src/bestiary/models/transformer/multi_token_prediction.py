@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers import Block, RotaryEmbedding, check_shape, make_norm, transformer_block
+from bestiary.layers import Block, RotaryEmbedding, check_tokens, make_norm, transformer_block
 from bestiary.options import option
 from bestiary.registry import register
 
@@ -83,7 +83,7 @@ class MultiTokenPrediction(nn.Module):
 
     def forward_features(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, T) -> the shared trunk's states z (B, T, d_model), which every head reads."""
-        check_shape(tokens, "B T", name="tokens")
+        check_tokens(tokens, self.config.vocab_size)
         if tokens.shape[1] > self.config.max_seq_len:
             raise ValueError(f"sequence of {tokens.shape[1]} exceeds max_seq_len={self.config.max_seq_len}")
         z = self.embed(tokens)  # (B, T, d_model)
