@@ -18,6 +18,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: the tiny test configuration of both DINO backbones (dino_v2, dino_v3): 16 px images in 4 px
+#: patches, two registers, a small head
+DINO_TINY = dict(
+    image_size=16,
+    patch_size=4,
+    d_model=16,
+    n_layers=2,
+    n_heads=2,
+    d_ff=32,
+    n_registers=2,
+    head_prototypes=32,
+    head_hidden=32,
+    head_bottleneck=8,
+)
+
 
 @dataclass
 class DinoOutput:

@@ -6,15 +6,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from transformer_helpers import ATOL, token_ids
 
 import bestiary
 from bestiary.llm import convert
-
-ATOL = 1e-5
-
-
-def _ids(vocab, B=2, T=9, seed=0):
-    return torch.randint(0, vocab, (B, T), generator=torch.Generator().manual_seed(seed))
 
 
 @pytest.mark.parametrize("manual", [False, True])
@@ -25,7 +20,7 @@ def test_gpt2_matches_transformers(manual):
     attn_impl = "manual" if manual else "sdpa"
     ours = bestiary.build("decoder_only", **convert.gpt2_config(cfg.to_dict()), attn_impl=attn_impl)
     convert.load_weights(ours, convert.gpt2_state_dict(hf.state_dict()))
-    ids = _ids(97)
+    ids = token_ids(97)
     with torch.no_grad():
         torch.testing.assert_close(ours.eval()(ids), hf(ids).logits, atol=ATOL, rtol=1e-4)
 
@@ -65,7 +60,7 @@ def test_llama_matches_transformers(tied):
     ours = bestiary.build("decoder_only", **convert.llama_config(cfg.to_dict()))
     assert ours.config.rope_theta == 1000.0 and ours.config.n_kv_heads == 2
     convert.load_weights(ours, convert.llama_state_dict(hf.state_dict()))
-    ids = _ids(101, T=12)
+    ids = token_ids(101, T=12)
     with torch.no_grad():
         expected = hf(ids).logits
         torch.testing.assert_close(ours.eval()(ids), expected, atol=ATOL, rtol=1e-4)

@@ -2,15 +2,10 @@
 
 import pytest
 import torch
+from transformer_helpers import ATOL, token_ids
 
 import bestiary
 from bestiary.llm import convert
-
-ATOL = 1e-5
-
-
-def _ids(vocab, B=2, T=9, seed=0):
-    return torch.randint(0, vocab, (B, T), generator=torch.Generator().manual_seed(seed))
 
 
 def test_t5_matches_transformers():
@@ -34,7 +29,10 @@ def test_t5_matches_transformers():
     ).eval()
     convert.load_weights(ours, convert.t5_state_dict(hf.state_dict()))
     convert.load_weights(readable, convert.t5_state_dict(hf.state_dict()))
-    src, tgt = _ids(103, T=30), _ids(103, T=25, seed=1)  # longer than max_distance: log buckets used
+    src, tgt = (
+        token_ids(103, T=30),
+        token_ids(103, T=25, seed=1),
+    )  # longer than max_distance: log buckets used
     src_mask = torch.ones_like(src)
     src_mask[0, 20:] = 0
     with torch.no_grad():

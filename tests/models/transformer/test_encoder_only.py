@@ -2,15 +2,10 @@
 
 import pytest
 import torch
+from transformer_helpers import ATOL, token_ids
 
 import bestiary
 from bestiary.llm import convert
-
-ATOL = 1e-5
-
-
-def _ids(vocab, B=2, T=9, seed=0):
-    return torch.randint(0, vocab, (B, T), generator=torch.Generator().manual_seed(seed))
 
 
 def test_bert_matches_transformers():
@@ -26,7 +21,7 @@ def test_bert_matches_transformers():
     hf = transformers.BertModel(cfg).eval()
     ours = bestiary.build("encoder_only", **convert.bert_config(cfg.to_dict())).eval()
     convert.load_weights(ours, convert.bert_state_dict(hf.state_dict()))
-    ids = _ids(99, T=10)
+    ids = token_ids(99, T=10)
     mask = torch.ones_like(ids)
     mask[1, 6:] = 0  # padding at the end of the second sentence
     types = torch.zeros_like(ids)

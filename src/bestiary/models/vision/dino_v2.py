@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.dino import DinoHead, DinoOutput
+from bestiary.layers.dino import DINO_TINY, DinoHead, DinoOutput
 from bestiary.layers.drop_path import drop_path_rates
 from bestiary.layers.patch_embed import PatchEmbed, check_image, patch_count, prepend_tokens
 from bestiary.layers.vision_transformer import vit_block
@@ -72,20 +72,6 @@ HF_NAMES = [
 ]
 
 
-TINY = dict(
-    image_size=16,
-    patch_size=4,
-    d_model=16,
-    n_layers=2,
-    n_heads=2,
-    d_ff=32,
-    n_registers=2,
-    head_prototypes=32,
-    head_hidden=32,
-    head_bottleneck=8,
-)
-
-
 def _preset(
     d: int, layers: int, heads: int, d_ff: int, mlp: str, regs: int, params: int, name: str
 ) -> Preset:
@@ -116,7 +102,7 @@ def _preset(
     year=2023,
     arxiv="2304.07193",
     input_kind="image",
-    tiny=TINY,
+    tiny=DINO_TINY,
     presets={
         "dinov2_vits14": _preset(384, 12, 6, 1536, "gelu", 0, 22_056_576, "dinov2_vits14"),
         "dinov2_vitb14": _preset(768, 12, 12, 3072, "gelu", 0, 86_580_480, "dinov2_vitb14"),

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.dino import DinoHead, DinoOutput
+from bestiary.layers.dino import DINO_TINY, DinoHead, DinoOutput
 from bestiary.layers.drop_path import drop_path_rates
 from bestiary.layers.patch_embed import PatchEmbed, check_image, prepend_tokens
 from bestiary.layers.positions import rotate_half
@@ -132,20 +132,6 @@ class PatchRope(nn.Module):
         return torch.cat([prefix, patches * cos + rotate_half(patches) * sin], dim=2)
 
 
-TINY = dict(
-    image_size=16,
-    patch_size=4,
-    d_model=16,
-    n_layers=2,
-    n_heads=2,
-    d_ff=32,
-    n_registers=2,
-    head_prototypes=32,
-    head_hidden=32,
-    head_bottleneck=8,
-)
-
-
 def _preset(d: int, layers: int, heads: int, d_ff: int, mlp: str, params: int, name: str) -> Preset:
     """A released backbone (224 px, patch 16, 4 registers) without the training head."""
     return Preset(
@@ -174,7 +160,7 @@ def _preset(d: int, layers: int, heads: int, d_ff: int, mlp: str, params: int, n
     year=2025,
     arxiv="2508.10104",
     input_kind="image",
-    tiny=TINY,
+    tiny=DINO_TINY,
     presets={
         "dinov3_vits16": _preset(384, 12, 6, 1536, "gelu", 21_596_544, "vits16"),
         "dinov3_vits16plus": _preset(384, 12, 6, 1536, "swiglu", 28_692_864, "vits16plus"),
