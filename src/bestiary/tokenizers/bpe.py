@@ -33,8 +33,17 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import regex
+
+from bestiary.tokenizers.checks import (
+    as_token_id,
+    load_tokenizer_file,
+    require_fields,
+    special_token_list,
+    token_id_list,
+)
 
 __all__ = ["GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN", "BPETokenizer", "merge_pair", "train_bpe_naive"]
 
@@ -45,6 +54,7 @@ GPT2_SPLIT_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p
 GPT4_SPLIT_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
 
 Pair = tuple[int, int]
+FILE_WHAT = "a byte-level BPE tokenizer file (written by BPETokenizer.save)"
 
 
 def merge_pair(ids: list[int], pair: Pair, new_id: int) -> list[int]:
@@ -101,37 +111,110 @@ class BPETokenizer:
             tokenizers; GPT-2's file numbers bytes in its own order).
         special_tokens: `{text: id}`, e.g. `{"<|endoftext|>": 50256}`; never produced by merges.
         pattern: the pre-split regular expression (`None` = no pre-split, the whole text is one chunk).
+
+    The tables are checked here, so a tokenizer file that was edited or corrupted is refused on
+    load instead of decoding to the wrong text: every merge joins ids that already exist and
+    creates a new id of its own (a merge that reused an id would overwrite that token's bytes),
+    no pair is merged twice, special tokens have ids of their own, and the ids run from 0 to
+    `vocab_size - 1` without gaps. Everything after `merges` is keyword-only: `byte_ids` and
+    `special_tokens` swapped by position would otherwise fail far from the mistake.
     """
 
     def __init__(
         self,
         merges: Iterable[tuple[int, int, int]] = (),
+        *,
         byte_ids: list[int] | None = None,
         special_tokens: dict[str, int] | None = None,
         pattern: str | None = GPT2_SPLIT_PATTERN,
     ):
-        self.byte_ids = list(range(256)) if byte_ids is None else [int(i) for i in byte_ids]
-        if len(self.byte_ids) != 256 or len(set(self.byte_ids)) != 256:
-            raise ValueError("byte_ids must hold 256 distinct token ids, one per byte value")
-        self.merges = [(int(a), int(b), int(c)) for a, b, c in merges]
-        self.ranks: dict[Pair, int] = {(a, b): r for r, (a, b, _) in enumerate(self.merges)}
-        self.merged_id: dict[Pair, int] = {(a, b): c for a, b, c in self.merges}
         # id -> bytes, built in merge order (a merge only uses tokens that exist before it)
-        self.vocab: dict[int, bytes] = {tid: bytes([b]) for b, tid in enumerate(self.byte_ids)}
-        for a, b, c in self.merges:
-            if a not in self.vocab or b not in self.vocab:
-                raise ValueError(f"merge ({a}, {b}) -> {c} uses a token that no earlier merge created")
-            self.vocab[c] = self.vocab[a] + self.vocab[b]
-        self.special_tokens = dict(special_tokens or {})
-        for text, tid in self.special_tokens.items():
+        byte_ids = list(range(256)) if byte_ids is None else list(byte_ids)
+        if len(byte_ids) != 256:
+            raise ValueError(f"byte_ids must hold 256 token ids, one per byte value, got {len(byte_ids)}")
+        self.byte_ids = [as_token_id(tid, f"byte_ids[{byte}]") for byte, tid in enumerate(byte_ids)]
+        self.vocab: dict[int, bytes] = {}
+        for byte, tid in enumerate(self.byte_ids):
+            if tid in self.vocab:
+                raise ValueError(f"byte_ids gives id {tid} to both byte {self.vocab[tid][0]} and byte {byte}")
+            self.vocab[tid] = bytes([byte])
+        self.merges: list[tuple[int, int, int]] = []
+        self.ranks: dict[Pair, int] = {}
+        self.merged_id: dict[Pair, int] = {}
+        for rank, merge in enumerate(merges):
+            self._add_merge(rank, merge)
+        self.special_tokens = self._checked_special_tokens(special_tokens)
+        self.inverse_special = {tid: text for text, tid in self.special_tokens.items()}
+        self._check_ids_are_contiguous()
+        if pattern is not None and not isinstance(pattern, str):
+            raise TypeError(
+                f"pattern must be a regular expression string or None, got {type(pattern).__name__}"
+            )
+        self.pattern = pattern
+        try:
+            self._split = regex.compile(pattern) if pattern else None
+        except regex.error as err:
+            raise ValueError(f"pattern {pattern!r} is not a valid regular expression ({err})") from err
+        self._cache: dict[str, list[int]] = {}  # chunk -> ids (text repeats words a lot)
+
+    def _add_merge(self, rank: int, merge: Iterable[int]) -> None:
+        """Check merge number `rank` against the tokens made so far, then record it."""
+        triple = list(merge) if isinstance(merge, list | tuple) else None
+        if triple is None or len(triple) != 3:
+            raise ValueError(f"merge {rank} must be three ids (left, right, new), got {merge!r}")
+        a, b, c = (
+            as_token_id(x, f"merge {rank} {side}") for x, side in zip(triple, ("left", "right", "new"))
+        )
+        described = f"merge {rank} ({a}, {b}) -> {c}"
+        for part in (a, b):
+            if part not in self.vocab:
+                raise ValueError(f"{described} uses id {part}, which no byte or earlier merge created")
+        if c in self.vocab:
+            raise ValueError(
+                f"{described} reuses id {c}, which already stands for {self.vocab[c]!r}; "
+                "every merge must create a new id"
+            )
+        if (a, b) in self.ranks:
+            raise ValueError(f"{described} merges the same pair as merge {self.ranks[(a, b)]}")
+        self.merges.append((a, b, c))
+        self.ranks[(a, b)] = rank
+        self.merged_id[(a, b)] = c
+        self.vocab[c] = self.vocab[a] + self.vocab[b]
+
+    def _checked_special_tokens(self, special_tokens: object) -> dict[str, int]:
+        """`{text: id}` with non-empty texts and ids that neither bytes, merges nor each other use."""
+        if special_tokens is None:
+            return {}
+        if not isinstance(special_tokens, dict):
+            raise TypeError(
+                f"special_tokens must be a dict {{text: id}}, e.g. {{'<|endoftext|>': 256}}, got "
+                f"{type(special_tokens).__name__} {special_tokens!r}; to number a list of special tokens "
+                "automatically, use BPETokenizer.train(..., special_tokens=[...]) or add_special_tokens([...])"
+            )
+        owner: dict[int, str] = {}
+        for text, tid in special_tokens.items():
+            if not isinstance(text, str) or not text:
+                raise ValueError(f"special tokens must be non-empty strings, got {text!r}")
+            tid = as_token_id(tid, f"the id of special token {text!r}")
             if tid in self.vocab:
                 raise ValueError(
-                    f"special token {text!r} reuses id {tid}, which is already a byte/merge token"
+                    f"special token {text!r} reuses id {tid}, which is already a byte/merge token "
+                    f"({self.vocab[tid]!r})"
                 )
-        self.inverse_special = {tid: text for text, tid in self.special_tokens.items()}
-        self.pattern = pattern
-        self._split = regex.compile(pattern) if pattern else None
-        self._cache: dict[str, list[int]] = {}  # chunk -> ids (text repeats words a lot)
+            if tid in owner:
+                raise ValueError(f"special tokens {owner[tid]!r} and {text!r} share id {tid}")
+            owner[tid] = text
+        return {text: int(tid) for text, tid in special_tokens.items()}
+
+    def _check_ids_are_contiguous(self) -> None:
+        """Ids must be exactly 0..N-1: `vocab_size` and embedding rows assume it."""
+        ids = set(self.vocab) | set(self.inverse_special)
+        if ids and max(ids) != len(ids) - 1:
+            gap = min(set(range(max(ids) + 1)) - ids)
+            raise ValueError(
+                f"token ids must run from 0 to {len(ids) - 1} without gaps, but id {gap} is unused "
+                f"while the largest id is {max(ids)}"
+            )
 
     # ------------------------------------------------------------------------------------------
     # Training
@@ -141,6 +224,7 @@ class BPETokenizer:
         cls,
         text: str,
         vocab_size: int,
+        *,
         special_tokens: Iterable[str] = (),
         pattern: str | None = GPT2_SPLIT_PATTERN,
         verbose: bool = False,
@@ -149,8 +233,11 @@ class BPETokenizer:
 
         Stops early if no pair occurs at least twice (nothing left worth merging).
         """
-        if not isinstance(vocab_size, int) or vocab_size < 256:
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 256:
             raise ValueError(f"vocab_size must be an int >= 256 (the byte alphabet), got {vocab_size!r}")
+        special_tokens = special_token_list(special_tokens, "special_tokens")
         split = regex.compile(pattern) if pattern else None
         chunks = split.findall(text) if split else [text]
         counts = Counter(chunks)  # unique chunk -> how many times it occurs
@@ -217,8 +304,9 @@ class BPETokenizer:
     # ------------------------------------------------------------------------------------------
     @property
     def vocab_size(self) -> int:
-        """Number of ids (bytes + merges + special tokens); ids run from 0 to vocab_size - 1."""
-        return max(list(self.vocab) + list(self.inverse_special)) + 1
+        """Number of ids (bytes + merges + special tokens); ids run from 0 to vocab_size - 1
+        (the constructor checked that there are no gaps)."""
+        return len(self.vocab) + len(self.special_tokens)
 
     def _encode_chunk(self, chunk: str) -> list[int]:
         cached = self._cache.get(chunk)
@@ -246,9 +334,22 @@ class BPETokenizer:
             out.extend(self._encode_chunk(chunk))
         return out
 
+    def _special_set(self, value: str | Iterable[str], argument: str) -> set[str]:
+        """`"all"` or a collection of special-token strings, as a set (a bare string such as
+        "<|endoftext|>" would otherwise become the set of its characters)."""
+        if value == "all":
+            return set(self.special_tokens)
+        if isinstance(value, str):
+            raise TypeError(
+                f"{argument} must be 'all' or a set of special tokens, got the string {value!r}; "
+                f"wrap it in a set: {argument}={{{value!r}}}"
+            )
+        return set(special_token_list(value, argument))
+
     def encode(
         self,
         text: str,
+        *,
         allowed_special: str | Iterable[str] = (),
         disallowed_special: str | Iterable[str] = "all",
     ) -> list[int]:
@@ -259,15 +360,17 @@ class BPETokenizer:
         silently encoding "<|endoftext|>" as ordinary text is a classic prompt-injection bug.
         Pass `disallowed_special=()` to encode such text as ordinary characters instead.
         """
-        allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        allowed = self._special_set(allowed_special, "allowed_special")
         unknown = allowed - set(self.special_tokens)
         if unknown:
             raise ValueError(
                 f"unknown special token(s) {sorted(unknown)}; this tokenizer has {sorted(self.special_tokens)}"
             )
-        disallowed = (
-            set(self.special_tokens) - allowed if disallowed_special == "all" else set(disallowed_special)
-        )
+        disallowed = self._special_set(disallowed_special, "disallowed_special")
+        if disallowed_special == "all":
+            disallowed -= allowed
         for s in disallowed:
             if s in text:
                 raise ValueError(
@@ -287,20 +390,19 @@ class BPETokenizer:
                 out.extend(self.encode_ordinary(part))
         return out
 
-    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+    def decode_bytes(self, ids: Any) -> bytes:
+        """ids (an int, a list, a 1-D integer tensor or array) -> the bytes they stand for."""
         parts = []
-        for i in ids:
-            i = int(i)
-            if i in self.vocab:
-                parts.append(self.vocab[i])
-            elif i in self.inverse_special:
-                parts.append(self.inverse_special[i].encode("utf-8"))
-            else:
-                raise ValueError(f"token id {i} is not in the vocabulary (size {self.vocab_size})")
+        for i in token_id_list(ids, self.vocab_size):
+            special = self.inverse_special.get(i)
+            parts.append(self.vocab[i] if special is None else special.encode("utf-8"))
         return b"".join(parts)
 
-    def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
-        """ids -> text. A token sequence cut inside a multi-byte character decodes to U+FFFD."""
+    def decode(self, ids: Any, *, errors: str = "replace") -> str:
+        """ids -> text. A token sequence cut inside a multi-byte character decodes to U+FFFD.
+
+        Float tensors are refused (TypeError), as are ids outside 0..vocab_size-1 (ValueError).
+        """
         return self.decode_bytes(ids).decode("utf-8", errors=errors)
 
     def token_bytes(self, i: int) -> bytes:
@@ -322,9 +424,7 @@ class BPETokenizer:
         `vocab_size` (new rows are untrained until fine-tuning).
         """
         added = {}
-        for s in tokens:
-            if not isinstance(s, str) or not s:
-                raise ValueError(f"special tokens must be non-empty strings, got {s!r}")
+        for s in special_token_list(tokens, "add_special_tokens"):
             if s in self.special_tokens:
                 continue
             tid = self.vocab_size
@@ -345,9 +445,20 @@ class BPETokenizer:
 
     @classmethod
     def from_dict(cls, data: dict) -> BPETokenizer:
+        """The tokenizer of `to_dict`'s output; ValueError/TypeError if the tables are inconsistent."""
         if data.get("type") != "byte_bpe":
-            raise ValueError(f"not a byte-level BPE tokenizer file (type={data.get('type')!r})")
-        return cls(data["merges"], data["byte_ids"], data["special_tokens"], data["pattern"])
+            raise ValueError(f"its type is {data.get('type')!r}, not 'byte_bpe'")
+        require_fields(
+            data, {"merges": list, "byte_ids": list, "special_tokens": dict, "pattern": (str, type(None))}
+        )
+        if data.get("version", 1) != 1:
+            raise ValueError(f"it is format version {data['version']!r}; this code reads version 1")
+        return cls(
+            data["merges"],
+            byte_ids=data["byte_ids"],
+            special_tokens=data["special_tokens"],
+            pattern=data["pattern"],
+        )
 
     def save(self, path: str | Path) -> None:
         """Write the tokenizer as JSON (human-readable, safe to load: no pickle)."""
@@ -355,7 +466,8 @@ class BPETokenizer:
 
     @classmethod
     def load(cls, path: str | Path) -> BPETokenizer:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """Read a file written by `save`, checking its tables (FileFormatError names the file)."""
+        return load_tokenizer_file(path, FILE_WHAT, cls.from_dict)
 
     def iter_tokens(self, text: str) -> Iterator[bytes]:
         """The byte string of each token of `text` (handy to show how text was cut)."""
