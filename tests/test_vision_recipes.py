@@ -110,7 +110,7 @@ def test_resnet_norm_option_equals_replacing_batchnorm(kind: str) -> None:
     swapped.load_state_dict(built.state_dict())
     x = torch.randn(2, 1, 12, 12)
     torch.testing.assert_close(built(x), swapped(x))
-    with pytest.raises(ValueError, match="norm must be one of"):
+    with pytest.raises(ValueError, match="norm=.* must be one of"):
         bestiary.build("resnet", **opts, norm="batchy")
 
 

@@ -21,7 +21,15 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["FileFormatError", "open_maybe_gzip", "read_all", "read_json", "read_safetensors", "read_text"]
+__all__ = [
+    "CheckpointMismatchError",
+    "FileFormatError",
+    "open_maybe_gzip",
+    "read_all",
+    "read_json",
+    "read_safetensors",
+    "read_text",
+]
 
 
 class FileFormatError(ValueError):
@@ -31,6 +39,12 @@ class FileFormatError(ValueError):
         self.path, self.what, self.problem, self.fix = Path(path), what, problem, fix
         message = f"{self.path}: expected {what}, but {problem}."
         super().__init__(message + (f" To fix: {fix}." if fix else ""))
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint (our own, or converted from `transformers`) that does not fit the model or
+    optimizer: names the tensor (or field) and both shapes, dtypes or types. Raised before anything
+    was changed."""
 
 
 def _require_file(path: Path, what: str, fix: str) -> None:

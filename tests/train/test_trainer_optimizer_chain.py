@@ -11,7 +11,7 @@ from torch import nn
 
 import bestiary.train.trainer as trainer_module
 from bestiary.train import Muon, OptimizerChain, ShuffledBatches, Trainer, muon_with_adamw, warmup_cosine
-from bestiary.train.checkpoint import load_checkpoint
+from bestiary.train.checkpoint import stage_checkpoint
 
 
 class FakeClock:
@@ -111,7 +111,7 @@ def test_resume_without_the_optimizer_state_would_differ(tmp_path, monkeypatch):
     chain_run(4, checkpoint_dir=tmp_path)
     # the Trainer's load with the optimizer left out: model, step, history and RNG restored, optimizer fresh
     monkeypatch.setattr(
-        trainer_module, "load_checkpoint", lambda path, model, optimizer: load_checkpoint(path, model)
+        trainer_module, "stage_checkpoint", lambda path, model, optimizer: stage_checkpoint(path, model)
     )
     resumed = chain_run(8, model=small_cnn(seed=7), checkpoint_dir=tmp_path, resume=True)
     assert not all(

@@ -19,13 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from bestiary.io import CheckpointMismatchError  # one error for every checkpoint that doesn't fit
 from bestiary.models.transformer.decoder_only import HF_GPT2_NAMES, HF_LLAMA_NAMES
 from bestiary.models.transformer.encoder import HF_BERT_NAMES
 from bestiary.models.transformer.encoder_decoder import HF_T5_NAMES
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint that does not fit the module: names the tensor and both shapes."""
 
 
 def load_weights(model: nn.Module, weights: Mapping[str, torch.Tensor], assign: bool = False) -> nn.Module:

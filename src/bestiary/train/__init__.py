@@ -5,7 +5,15 @@ from bestiary.train import Trainer, TimeLimit, ShuffledBatches, adamw, muon_with
 
 from bestiary.train.batches import ShuffledBatches, shard_batch, to_device
 from bestiary.train.callbacks import Callback, ScheduleOnTime, StopAtTarget, TimeLimit
-from bestiary.train.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
+from bestiary.train.checkpoint import (
+    Checkpoint,
+    CheckpointMismatchError,
+    StagedCheckpoint,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    stage_checkpoint,
+)
 from bestiary.train.metrics import accuracy, evaluate
 from bestiary.train.optim import (
     Muon,
@@ -21,10 +29,12 @@ from bestiary.train.trainer import Trainer
 __all__ = [
     "Callback",
     "Checkpoint",
+    "CheckpointMismatchError",
     "Muon",
     "OptimizerChain",
     "ScheduleOnTime",
     "ShuffledBatches",
+    "StagedCheckpoint",
     "StopAtTarget",
     "TimeLimit",
     "Trainer",
@@ -39,6 +49,7 @@ __all__ = [
     "newton_schulz_orthogonalize",
     "save_checkpoint",
     "shard_batch",
+    "stage_checkpoint",
     "to_device",
     "warmup_cosine",
 ]

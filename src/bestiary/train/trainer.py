@@ -18,6 +18,11 @@ Everything a real training run needs, in one class you can read top to bottom:
 - **mixed precision**: ``amp="bf16"`` (autocast, CPU or GPU) or ``amp="fp16"`` (autocast + GradScaler, for GPUs);
 - **seeds and exact resume**: checkpoints (safetensors + JSON, atomic) hold the model, the optimizer, the
   step, the history and every RNG state, so stopping and resuming gives bit-identical weights on CPU;
+  loading is all or nothing: every tensor and field is checked before the model, the optimizer or the
+  Trainer changes (:func:`~bestiary.train.checkpoint.stage_checkpoint`);
+- **no silent NaN**: the loss is checked before the optimizer steps (and, with ``check_grads=True``, every
+  gradient), so a bad batch raises ``FloatingPointError`` naming the step, the batch and the likely causes
+  while the weights and the optimizer state are still those of the last good step;
 - **torchrun**: launched with ``torchrun --nproc_per_node=N``, each process joins the group (Gloo on
   CPU, NCCL on GPU), the model is wrapped in ``DistributedDataParallel``, each rank trains on its slice
   of the global batch, and only rank 0 prints and writes checkpoints.
@@ -43,6 +48,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,19 +59,63 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from bestiary._runtime import seed_everything
+from bestiary.io import FileFormatError
 from bestiary.train import distributed
 from bestiary.train.batches import shard_batch, to_device
 from bestiary.train.checkpoint import (
+    CheckpointMismatchError,
+    StagedCheckpoint,
+    check_rng_state,
+    fallback_advice,
     latest_checkpoint,
-    load_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
+    stage_checkpoint,
 )
 from bestiary.train.metrics import AMP_DTYPES, LossFn, autocast_context, compute_loss, evaluate
 from bestiary.train.optim import OptimizerChain
 
 EvalFn = Callable[[nn.Module], "float | torch.Tensor | dict[str, float]"]
+
+
+def _first_non_finite(
+    named_tensors: Iterable[tuple[str, torch.Tensor | None]],
+) -> tuple[str, torch.Tensor] | None:
+    """The first ``(name, tensor)`` holding an inf or NaN, or None. One device sync however many tensors."""
+    named = [(name, t) for name, t in named_tensors if t is not None]
+    if not named:
+        return None
+    finite = torch.stack([torch.isfinite(t).all() for _, t in named])  # one flag per tensor, on the device
+    if bool(finite.all()):
+        return None
+    return named[int((~finite).nonzero()[0, 0])]
+
+
+def _count_non_finite(tensor: torch.Tensor) -> str:
+    """E.g. ``"3 NaN and 0 inf among its 192 values"``."""
+    nan, inf = int(tensor.isnan().sum()), int(tensor.isinf().sum())
+    return f"{nan} NaN and {inf} inf among its {tensor.numel()} values"
+
+
+# What a non-finite loss under mixed precision most often means.
+_AMP_CAUSES = {
+    "fp16": "an activation beyond float16's range (65504) in the forward pass of amp='fp16' (the GradScaler "
+    "protects gradients only): try amp='bf16'",
+    "bf16": "bfloat16's coarse precision in the forward pass of amp='bf16' (a softmax or log computed in "
+    "bfloat16): check whether amp=None stays finite",
+}
+
+
+@dataclass
+class _TrainerState:
+    """The Trainer's own part of a checkpoint, checked and ready to assign."""
+
+    history: list[dict[str, float]]
+    base_lrs: list[float]
+    train_seconds: float
+    scaler: dict[str, Any] | None  # GradScaler.state_dict(), when this run has an enabled scaler
+    rng: tuple[dict[str, torch.Tensor], dict[str, Any]] | None  # None: another world size, reseed
 
 
 def _check_positive(name: str, value: int | None) -> None:
@@ -88,7 +138,11 @@ class Trainer:
         loss_fn: ``loss_fn(model(*inputs), target)`` for batches ``(inputs..., target)``; ``None`` if
             the model returns its own loss.
         grad_accum_steps: micro-batches per optimizer step (each ``train_data`` batch is one micro-batch).
-        clip_grad_norm: clip the global gradient L2 norm to this value (logged as ``grad_norm``).
+        clip_grad_norm: clip the global gradient L2 norm to this value (logged as ``grad_norm``). Without a
+            GradScaler, a non-finite norm raises instead of being "clipped" into NaN weights.
+        check_grads: after backward, check every gradient for inf/NaN before the optimizer steps and name
+            the first bad parameter (costs one pass over the gradients). Not done under ``amp="fp16"``,
+            whose GradScaler expects overflowing gradients and skips those steps itself.
         lr_schedule: ``f(step) -> multiplier`` of each group's peak LR, e.g. ``partial(warmup_cosine, ...)``.
         eval_every: evaluate every this many steps; with ``eval_fn``/``eval_data`` given, the Trainer always
             evaluates after the last step too.
@@ -117,6 +171,7 @@ class Trainer:
         loss_fn: LossFn | None = None,
         grad_accum_steps: int = 1,
         clip_grad_norm: float | None = None,
+        check_grads: bool = False,
         lr_schedule: Callable[[int], float] | None = None,
         eval_every: int | None = None,
         eval_fn: EvalFn | None = None,
@@ -179,6 +234,7 @@ class Trainer:
         self.max_steps = max_steps
         self.grad_accum_steps = grad_accum_steps
         self.clip_grad_norm = clip_grad_norm
+        self.check_grads = check_grads
         self.lr_schedule = lr_schedule
         self.eval_every = eval_every
         self.eval_fn = eval_fn
@@ -269,15 +325,23 @@ class Trainer:
     # -------------------------------------------------------------------------------------- training
 
     def _train_step(self) -> dict[str, float]:
-        """One optimizer step over ``grad_accum_steps`` micro-batches."""
-        if self.lr_schedule is not None:
-            multiplier = float(self.lr_schedule(self.step))
-            for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
-                group["lr"] = base_lr * multiplier
+        """One optimizer step over ``grad_accum_steps`` micro-batches.
+
+        The order decides what a failure leaves behind: forward and backward of every micro-batch, then
+        the checks (the loss; every gradient with ``check_grads``), and only then the LR schedule and
+        ``optimizer.step()``. A failed check raises ``FloatingPointError`` with the weights, the optimizer
+        (state and learning rates) and the GradScaler exactly as after the last good step.
+
+        Why the loss is checked after backward rather than before it: reading the loss waits for the
+        device, and once per step (the history row reads it anyway) costs less than once per micro-batch;
+        and under torchrun every process must run backward, whose gradient all-reduce would wait forever
+        for a process that raised early. Backward of a NaN loss only fills ``.grad`` with NaN -- left there
+        for inspection, cleared by the next step's ``zero_grad``.
+        """
         model = self.ddp or self.model
         k = self.grad_accum_steps
         self.optimizer.zero_grad(set_to_none=True)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        micro_losses = []
         for micro in range(k):
             batch = self._batch(self.step * k + micro)
             # DDP all-reduces gradients in every backward; skip that on all but the last micro-batch.
@@ -289,27 +353,106 @@ class Trainer:
                 # dividing by k makes the sum the mean over all k*b rows: the gradient of one big batch.
                 scaled = loss / k
                 (self.scaler.scale(scaled) if self.scaler else scaled).backward()
-            loss_sum += loss.detach().double()
+            micro_losses.append(loss.detach().double())
+        # Each micro-batch's loss averaged over the processes (one all-reduce), so that every process
+        # sees the same numbers and takes the same decision below.
+        losses = distributed.mean_over_ranks(torch.stack(micro_losses)).tolist()
+        if not all(math.isfinite(value) for value in losses):
+            raise self._non_finite_loss(losses)
 
-        row: dict[str, float] = {"step": self.step + 1}
+        row: dict[str, float] = {"step": self.step + 1, "loss": sum(losses) / k}  # the global batch's mean
+        # fp16's GradScaler expects some steps to overflow: it skips them and lowers its scale. Those
+        # gradients are not errors, so they are left to it; the loss above is checked all the same,
+        # because it comes from the forward pass, which the scale does not touch.
+        scaling = self.scaler is not None and self.scaler.is_enabled()
+        if self.check_grads and not scaling:
+            self._check_gradients(row["loss"])
         if self.scaler is not None:  # clip (and log) the true gradients, not the scaled ones
             # An OptimizerChain passes as one optimizer (the scaler only needs param_groups and step):
             # an overflow in any member's gradients skips the whole chain's step, never half of it.
             self.scaler.unscale_(self.optimizer)  # type: ignore[arg-type]
         if self.clip_grad_norm is not None:  # one global norm, over every optimizer's parameters
             row["grad_norm"] = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm))
+            # clipping by a NaN norm would make NaN weights
+            if not math.isfinite(row["grad_norm"]) and not scaling:
+                raise self._non_finite(
+                    f"the gradient norm is {row['grad_norm']} (the loss was finite: {row['loss']:.4g})",
+                    [
+                        *self._gradient_causes(),
+                        "pass check_grads=True to name the first non-finite parameter",
+                    ],
+                )
+        if self.lr_schedule is not None:  # set only now, so that a failed check leaves the LRs as they were
+            multiplier = float(self.lr_schedule(self.step))
+            for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
+                group["lr"] = base_lr * multiplier
         if self.scaler is not None:
             self.scaler.step(self.optimizer)  # type: ignore[arg-type]  # skipped if a gradient overflowed
             self.scaler.update()
         else:
             self.optimizer.step()
         self.step += 1
-
-        row["loss"] = float(distributed.mean_over_ranks(loss_sum / k))  # the global batch's mean loss
         row["lr"] = self.optimizer.param_groups[0]["lr"]
-        if not math.isfinite(row["loss"]):
-            raise FloatingPointError(f"loss is {row['loss']} at step {self.step}: try a lower learning rate")
         return row
+
+    # ------------------------------------------------------------------------- non-finite values
+
+    def _batches_of_this_step(self) -> str:
+        """``"train_data batch 6"``, or ``"train_data batches 6 to 7"`` with gradient accumulation."""
+        first, k = self.step * self.grad_accum_steps, self.grad_accum_steps
+        return f"train_data batch {first}" if k == 1 else f"train_data batches {first} to {first + k - 1}"
+
+    def _non_finite(self, what: str, causes: list[str], batch: str | None = None) -> FloatingPointError:
+        """The error for a non-finite value found in step ``self.step + 1`` before its update."""
+        return FloatingPointError(
+            f"{what} at step {self.step + 1} ({batch or self._batches_of_this_step()}). Nothing was "
+            f"updated: the weights, the optimizer state and the learning rates are those after step "
+            f"{self.step}; this step's gradients are left in .grad for inspection. Likely causes: "
+            + "; ".join(causes)
+            + "."
+        )
+
+    def _non_finite_loss(self, losses: list[float]) -> FloatingPointError:
+        """The error for a non-finite loss; ``losses`` holds each micro-batch's loss of this step."""
+        k = self.grad_accum_steps
+        micro = next(i for i, value in enumerate(losses) if not math.isfinite(value))
+        index = self.step * k + micro
+        batch = f"micro-batch {micro + 1} of {k}: train_data batch {index}" if k > 1 else None
+        where = f" in at least one of the {self.world_size} processes" if self.world_size > 1 else ""
+        causes = []
+        bad_weight = _first_non_finite(self.model.named_parameters())
+        if bad_weight is not None:
+            name, weight = bad_weight
+            causes.append(
+                f"weights non-finite before this step (parameter {name!r}: {_count_non_finite(weight)})"
+            )
+        causes.append(
+            f"bad data: NaN or inf in the inputs or targets of train_data batch {index}, or a target out of range"
+        )
+        causes.append(_AMP_CAUSES.get(self.amp, ""))
+        causes.append(
+            "weights blown up by a learning rate too high (lower it, warm it up, or set clip_grad_norm)"
+        )
+        causes.append("the model or loss_fn computing log(0), 0/0 or inf - inf on this input")
+        return self._non_finite(f"the loss is {losses[micro]}{where}", [c for c in causes if c], batch)
+
+    def _gradient_causes(self) -> list[str]:
+        return [
+            "an operation whose derivative is infinite at this input (sqrt or log at 0, the norm of a zero "
+            "vector, a fractional power of 0): add a small epsilon there",
+            "gradients that explode before they overflow: lower the learning rate or set clip_grad_norm",
+            f"bad data in {self._batches_of_this_step()}",
+        ]
+
+    def _check_gradients(self, loss: float) -> None:
+        """Raise if any gradient holds inf or NaN, naming the first such parameter (``check_grads=True``)."""
+        bad = _first_non_finite((name, p.grad) for name, p in self.model.named_parameters())
+        if bad is not None:
+            name, grad = bad
+            raise self._non_finite(
+                f"the gradient of parameter {name!r} has {_count_non_finite(grad)} (the loss was finite: {loss:.4g})",
+                self._gradient_causes(),
+            )
 
     def _due(self, every: int | None) -> bool:
         return every is not None and (self.step % every == 0 or self.step == self.max_steps)
@@ -420,24 +563,78 @@ class Trainer:
         return path
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
-        """Restore model, optimizer, step, history and RNG states from ``path`` (a checkpoint or its root)."""
+        """Restore model, optimizer, step, history and RNG states from ``path`` (a checkpoint or its root).
+
+        All or nothing: the checkpoint is read and checked in full -- the model's and the optimizer's
+        tensors by :func:`~bestiary.train.checkpoint.stage_checkpoint`, the Trainer's own state by
+        :meth:`_check_trainer_state` -- before anything is changed. A failure raises ``FileFormatError``
+        (a truncated or corrupted file) or ``CheckpointMismatchError`` (another model or optimizer) and
+        leaves the Trainer, its model and its optimizer exactly as they were.
+        """
         self._setup()
-        ckpt = load_checkpoint(path, self.model, self.optimizer)
-        extra = ckpt.extra
-        self.step, self.history, self.base_lrs = ckpt.step, extra["history"], extra["base_lrs"]
-        self.train_seconds = extra.get("train_seconds", self.history[-1]["time_s"] if self.history else 0.0)
-        if self.scaler is not None and extra.get("scaler"):
-            self.scaler.load_state_dict(extra["scaler"])
-        key = f"rank{self.rank}"
-        if extra.get("world_size") == self.world_size and key in extra["rng"]:
-            prefix = key + "."
-            tensors = {k[len(prefix) :]: v for k, v in ckpt.tensors.items() if k.startswith(prefix)}
-            set_rng_state(tensors, extra["rng"][key])
+        staged = stage_checkpoint(path, self.model, self.optimizer)
+        restored = self._check_trainer_state(staged)
+        # Everything is checked: from here on only copies and assignments.
+        staged.apply()
+        self.step, self.history, self.base_lrs = staged.step, restored.history, restored.base_lrs
+        self.train_seconds = restored.train_seconds
+        if restored.scaler is not None:
+            self.scaler.load_state_dict(restored.scaler)  # type: ignore[union-attr]
+        if restored.rng is not None:
+            set_rng_state(*restored.rng)
         else:
             warnings.warn(
-                f"checkpoint was written by {extra.get('world_size')} processes, this run has {self.world_size}: "
-                "RNG states can't be matched up, so the run continues correctly but not bit-identically",
+                f"checkpoint was written by {staged.extra.get('world_size')} processes, this run has "
+                f"{self.world_size}: RNG states can't be matched up, so the run continues correctly but not "
+                "bit-identically",
                 stacklevel=2,
             )
             seed_everything(self.seed + self.rank + 1_000_003 * self.step)
         self._iterator = None  # an iterable restarts and fast-forwards to the resumed position
+
+    def _check_trainer_state(self, staged: StagedCheckpoint) -> _TrainerState:
+        """The Trainer's part of a checkpoint (history, peak LRs, clock, GradScaler, RNG), checked; changes nothing."""
+        extra, file = staged.extra, staged.path / "state.json"
+
+        def malformed(problem: str) -> FileFormatError:
+            return FileFormatError(
+                file, "a Trainer checkpoint's state", problem, fallback_advice(staged.path)
+            )
+
+        def is_number(value: Any) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+        history = extra.get("history")
+        if not (isinstance(history, list) and all(isinstance(row, dict) for row in history)):
+            raise malformed("its 'history' is not a list of rows")
+        base_lrs = extra.get("base_lrs")
+        if not (isinstance(base_lrs, list) and all(is_number(lr) for lr in base_lrs)):
+            raise malformed("its 'base_lrs' is not a list of learning rates")
+        if len(base_lrs) != len(self.optimizer.param_groups):
+            raise CheckpointMismatchError(
+                f"{file}: 'base_lrs' holds {len(base_lrs)} peak learning rates (one per param group), but this "
+                f"optimizer has {len(self.optimizer.param_groups)} param groups"
+            )
+        train_seconds = extra.get("train_seconds", history[-1].get("time_s", 0.0) if history else 0.0)
+        if not is_number(train_seconds):
+            raise malformed(f"its 'train_seconds' is {train_seconds!r}, not a number")
+
+        scaler = None
+        if self.scaler is not None and self.scaler.is_enabled() and extra.get("scaler"):
+            scaler, needed = extra["scaler"], sorted(self.scaler.state_dict())
+            if not (isinstance(scaler, dict) and all(is_number(scaler.get(key)) for key in needed)):
+                raise malformed(f"its GradScaler state {scaler!r:.120} does not have numbers for {needed}")
+
+        rng = None
+        key, per_rank = f"rank{self.rank}", extra.get("rng")
+        if extra.get("world_size") == self.world_size:  # otherwise load_checkpoint reseeds (and warns)
+            if not (isinstance(per_rank, dict) and key in per_rank):
+                raise malformed(f"its RNG state for {key} is missing")
+            prefix = key + "."
+            tensors = {k[len(prefix) :]: v for k, v in staged.tensors.items() if k.startswith(prefix)}
+            try:
+                check_rng_state(tensors, per_rank[key])
+            except ValueError as err:
+                raise malformed(f"its RNG state for {key} is unusable: {err}") from err
+            rng = (tensors, per_rank[key])
+        return _TrainerState(history, base_lrs, float(train_seconds), scaler, rng)
