@@ -6,7 +6,7 @@ export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo test lint format site quick-site clean
+.PHONY: setup demo test test-fast lint format site quick-site clean
 
 setup:
 	@bash scripts/setup.sh
@@ -28,9 +28,14 @@ quick-site: setup
 	$(PY) -m bestiary.cli notebooks build --quick --jobs 2
 	@echo "Site: file://$(CURDIR)/build/site/index.html"
 
-## make test: set up, lint, then the whole suite (notebooks in quick mode) on both cores
+## make test: set up, lint, then the whole suite (notebooks in quick mode) on both cores; ends with the
+## time table (slowest tests, every notebook, every architecture's sweep) also in build/test-times.json
 test: setup lint
-	OMP_NUM_THREADS=1 BESTIARY_QUICK=1 $(PY) -m pytest -n 2 --durations=25 -q
+	OMP_NUM_THREADS=1 BESTIARY_QUICK=1 $(PY) -m pytest -n 2 -q
+
+## make test-fast: the edit-test loop: unit tests and the registry sweep, no notebooks
+test-fast: setup
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 -q --ignore=tests/test_notebooks.py
 
 lint: setup
 	$(VENV)/bin/ruff check src tests notebooks benchmarks

@@ -10,6 +10,9 @@ import torch  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
+# where the suite's time goes, against the budgets: printed at the end, saved to build/test-times.json
+pytest_plugins = ["time_table"]
+
 
 @pytest.fixture(autouse=True)
 def _seed():
