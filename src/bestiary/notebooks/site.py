@@ -6,6 +6,10 @@
 - `site/<track>/<ID>_<slug>.html`: one self-contained page per notebook, figures embedded;
 - `site/index.html`: every notebook grouped by track, with its last run's status and time
   (`site/results.json` keeps earlier results, so building one notebook does not empty the index);
+- `site/catalog.html`: every catalog architecture, its paper, parameter counts, oracle tests and
+  the notebooks that use it, searchable (`bestiary.notebooks.catalog_page`);
+- a short "not built yet" page for every notebook that has not been built, so that the
+  previous / next links of every page lead somewhere;
 - `site/style.css` (from the `bestiary.site` package, which holds the static assets) and
   `site/katex/` (math rendered offline).
 
@@ -50,6 +54,10 @@ KATEX_HEAD = (
 )
 
 
+# an empty icon: without one, every page asks the server for /favicon.ico and logs a 404
+NO_FAVICON = "<link rel='icon' href='data:,'>"
+
+
 def copy_katex(site: Path) -> bool:
     """Copy KaTeX's script, stylesheet and woff2 fonts to `site/katex/`; False if it is not installed."""
     from bestiary.data._paths import DataSourceMissing, find_npm_package
@@ -71,9 +79,30 @@ def copy_katex(site: Path) -> bool:
     return True
 
 
-def render_html(result: RunResult) -> str:
+def _neighbour_links(info: NotebookInfo, notebooks: Sequence[NotebookInfo]) -> str:
+    """Links to the previous and next lesson (in the index's order), from a notebook's page."""
+    ids = [nb.id for nb in notebooks]
+    if info.id not in ids:
+        return ""
+    i = ids.index(info.id)
+    links = []
+    if i > 0:
+        prev = notebooks[i - 1]
+        links.append(
+            f'<a class="prev" href="../{prev.track}/{prev.stem}.html">&larr; {html.escape(prev.id)}</a>'
+        )
+    if i + 1 < len(notebooks):
+        nxt = notebooks[i + 1]
+        links.append(
+            f'<a class="next" href="../{nxt.track}/{nxt.stem}.html">{html.escape(nxt.id)} &rarr;</a>'
+        )
+    return "".join(links)
+
+
+def render_html(result: RunResult, notebooks: Sequence[NotebookInfo] = ()) -> str:
     """The executed notebook as one self-contained HTML page (figures embedded as data: URIs),
-    with a bar linking back to the index and to the downloadable .ipynb."""
+    with a bar linking back to the index and the catalog, to the previous and next lessons
+    (`notebooks`: the site's notebooks in order), and to the downloadable .ipynb."""
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="lab")
@@ -86,7 +115,9 @@ def render_html(result: RunResult) -> str:
     state = "ok" if result.ok else "failed"
     bar = (
         '<nav class="bestiary-nav">'
-        '<a href="../index.html">&larr; all notebooks</a>'
+        '<a href="../index.html">&uarr; all notebooks</a>'
+        '<a href="../catalog.html">catalog</a>'
+        f"{_neighbour_links(info, notebooks)}"
         f'<span class="bestiary-id">{html.escape(info.id)}</span>'
         f'<span class="bestiary-title">{html.escape(info.title)}</span>'
         f'<span class="bestiary-meta status-{state}">{state}, {status} in {result.seconds:.0f} s</span>'
@@ -101,7 +132,11 @@ def render_html(result: RunResult) -> str:
         ".bestiary-title{flex:1}.bestiary-meta{color:#d1d5db}.status-failed{color:#fca5a5;font-weight:700}"
         "</style>"
     )
-    body = body.replace("</head>", style + KATEX_HEAD + "</head>", 1)
+    # nbconvert's template loads require.js and MathJax from a CDN, which an offline reader cannot
+    # reach (the browser logs the failures, and MathJax would fight KaTeX): the page does without
+    body = re.sub(r'<script src="https?://[^"]*"[^>]*>\s*</script>', "", body)
+    body = re.sub(r'<script type="text/x-mathjax-config">.*?</script>', "", body, flags=re.S)
+    body = body.replace("</head>", style + KATEX_HEAD + NO_FAVICON + "</head>", 1)
     return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + bar, body, count=1)
 
 
@@ -138,8 +173,11 @@ def render_index(notebooks: Sequence[NotebookInfo], results: dict[str, dict[str,
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        "<title>Bestiary notebooks</title><link rel='stylesheet' href='style.css'></head><body><main>",
+        "<title>Bestiary notebooks</title><link rel='stylesheet' href='style.css'>",
+        f"{NO_FAVICON}</head><body><main>",
         "<h1>Bestiary notebooks</h1>",
+        "<nav class='site-nav'><a href='catalog.html'>The catalog: every architecture, its paper, sizes, "
+        "oracle tests and notebooks &rarr;</a></nav>",
         "<p class='lead'>A field guide to neural network architectures. Each page is a notebook executed "
         "end to end; download the <code>.ipynb</code> from its page to run it yourself.</p>",
         f"<p class='summary'>{len(notebooks)} notebooks · <span class='ok'>{n_ok} ok</span> · "
@@ -213,7 +251,7 @@ def build_one(
     ipynb.parent.mkdir(parents=True, exist_ok=True)
     page.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(result.notebook, ipynb)
-    page.write_text(render_html(result), encoding="utf-8")
+    page.write_text(render_html(result, discover(info.path.parents[2])), encoding="utf-8")
     return BuildResult(
         id=info.id,
         track=info.track,
@@ -266,9 +304,31 @@ def write_index(out_dir: Path, root: Path | None = None, new: Sequence[BuildResu
     results = {k: v for k, v in results.items() if k in live}  # a deleted notebook leaves the index
     (site / "style.css").write_text(_site_css(), encoding="utf-8")
     copy_katex(site)
+    for nb in notebooks:  # every page's previous / next link must lead somewhere
+        page = site / nb.track / f"{nb.stem}.html"
+        if not page.exists():
+            page.parent.mkdir(parents=True, exist_ok=True)
+            page.write_text(render_unbuilt(nb, notebooks), encoding="utf-8")
+    from bestiary.notebooks.catalog_page import render_catalog
+
+    (site / "catalog.html").write_text(render_catalog(root or repo_root(), notebooks), encoding="utf-8")
     index = site / "index.html"
     index.write_text(render_index(notebooks, results), encoding="utf-8")
     return index
+
+
+def render_unbuilt(info: NotebookInfo, notebooks: Sequence[NotebookInfo]) -> str:
+    """The page of a notebook that has not been built: how to build it, and the way on."""
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(info.id)}: not built</title><link rel='stylesheet' href='../style.css'>"
+        f"{NO_FAVICON}</head>"
+        "<body><main><nav class='site-nav'><a href='../index.html'>&uarr; all notebooks</a> "
+        f"{_neighbour_links(info, notebooks)}</nav>"
+        f"<h1>{html.escape(info.id)}: {html.escape(info.title)}</h1>"
+        f"<p>Not built yet. Run <code>bestiary notebooks build {html.escape(info.id)}</code>.</p>"
+        "</main></body></html>"
+    )
 
 
 def build(
@@ -319,3 +379,37 @@ def build(
     results.sort(key=lambda r: order.get(r.id, len(order)))
     write_index(out_dir, root, results)
     return results
+
+
+# --------------------------------------------------------------------------------------------------
+# serving the site
+
+DEFAULT_PORT = 8765
+
+
+def make_server(build_dir: Path, *, port: int = DEFAULT_PORT, host: str = "127.0.0.1"):
+    """An HTTP server for `build_dir` (the folder holding site/ and notebooks/, so that the pages'
+    .ipynb download links work), with / redirecting to /site/index.html. Bound to 127.0.0.1 by
+    default: the site is for this machine, not the network. `port=0` picks a free port."""
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    build_dir = Path(build_dir)
+    if not (build_dir / "site" / "index.html").exists():
+        raise FileNotFoundError(
+            f"no site in {build_dir}: build it first with `bestiary notebooks build --quick` (or `make demo`)"
+        )
+
+    class Handler(SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 -- the http.server API's name
+            if self.path in ("/", "/index.html"):
+                self.send_response(302)
+                self.send_header("Location", "/site/index.html")
+                self.end_headers()
+                return
+            super().do_GET()
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 -- quiet by default
+            pass
+
+    return ThreadingHTTPServer((host, port), partial(Handler, directory=str(build_dir)))
