@@ -1,11 +1,11 @@
 # %% [markdown]
 # # A01 · The architecture zoo
 #
-# Bestiary holds a few hundred neural network architectures — MLPs and KANs, CNNs and ViTs,
-# transformers, state-space models, graph networks, generative models — all written from scratch
-# behind one function, `bestiary.build(name)`. This notebook is the guided tour: it asks the
-# **live registry** what exists, builds every model, pushes an example batch through it and counts
-# its parameters. Nothing here is a hand-kept list: when a new architecture is registered, it shows
+# Bestiary's catalog plans 267 neural network architectures in 26 families — MLPs and KANs, CNNs
+# and ViTs, transformers, state-space models, graph networks, generative models — each to be written
+# from scratch behind one function, `bestiary.build(name)`. Part of it exists today (the first cell
+# below prints how much). This notebook is the guided tour: it asks the **live registry** what
+# exists, builds every model, pushes an example batch through it and counts its parameters. Nothing here is a hand-kept list: when a new architecture is registered, it shows
 # up in every table and chart below the next time you run the notebook. Nothing is trained.
 #
 # ## What you'll learn
@@ -51,7 +51,12 @@ pd.set_option("display.max_rows", 1000, "display.max_colwidth", 60)
 # %%
 families = bestiary.families()
 names = bestiary.list_models()
-print(f"{len(names)} architectures in {len(families)} families")
+in_catalog = [n for n in names if bestiary.card(n).in_catalog]
+print(
+    f"{len(in_catalog)} of the catalog's 267 architectures exist today, in {len(families)} families; "
+    f"{len(names) - len(in_catalog)} more are reference models outside the catalog "
+    f"({', '.join(n for n in names if n not in in_catalog)})"
+)
 print(bestiary.card("mlp"))
 
 # %% [markdown]
