@@ -24,8 +24,12 @@ Everything a real training run needs, in one class you can read top to bottom:
   gradient), so a bad batch raises ``FloatingPointError`` naming the step, the batch and the likely causes
   while the weights and the optimizer state are still those of the last good step;
 - **torchrun**: launched with ``torchrun --nproc_per_node=N``, each process joins the group (Gloo on
-  CPU, NCCL on GPU), the model is wrapped in ``DistributedDataParallel``, each rank trains on its slice
-  of the global batch, and only rank 0 prints and writes checkpoints.
+  CPU, NCCL on GPU), the model is wrapped once -- ``parallel="ddp"`` (default): ``DistributedDataParallel``,
+  a full replica per rank; ``parallel="fsdp2"``: sharded with FSDP2's ``fully_shard``, each rank holding
+  1/N of the weights, gradients and optimizer state (:mod:`bestiary.train.sharded`) -- and each rank
+  trains on its slice of the global batch. Only rank 0 prints; checkpoints are rank 0's safetensors
+  files under DDP and every rank's shards (DCP, safetensors storage) under FSDP2. Everything else is
+  one code path for both.
 
 The data contract is described in :mod:`bestiary.train.batches`: ``train_data`` is a callable
 ``get_batch(i)`` (random access by micro-batch index -- resume is exact by construction) or an iterable
@@ -60,7 +64,7 @@ from tqdm.auto import tqdm
 
 from bestiary._runtime import seed_everything
 from bestiary.io import FileFormatError
-from bestiary.train import distributed
+from bestiary.train import distributed, sharded
 from bestiary.train.batches import shard_batch, to_device
 from bestiary.train.checkpoint import (
     CheckpointMismatchError,
@@ -82,18 +86,28 @@ EvalFn = Callable[[nn.Module], "float | torch.Tensor | dict[str, float]"]
 def _first_non_finite(
     named_tensors: Iterable[tuple[str, torch.Tensor | None]],
 ) -> tuple[str, torch.Tensor] | None:
-    """The first ``(name, tensor)`` holding an inf or NaN, or None. One device sync however many tensors."""
+    """The first ``(name, tensor)`` holding an inf or NaN, or None. One device sync however many tensors.
+
+    FSDP2-sharded tensors: each rank checks its own rows and one all-reduce combines the flags, so that
+    every rank finds the same tensor (and raises the same error).
+    """
     named = [(name, t) for name, t in named_tensors if t is not None]
     if not named:
         return None
-    finite = torch.stack([torch.isfinite(t).all() for _, t in named])  # one flag per tensor, on the device
+    # one flag per tensor, on the device
+    finite = torch.stack([torch.isfinite(sharded.local_part(t)).all() for _, t in named])
+    if any(sharded.is_sharded(t) for _, t in named):
+        finite = finite.int()
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        finite = finite.bool()
     if bool(finite.all()):
         return None
     return named[int((~finite).nonzero()[0, 0])]
 
 
 def _count_non_finite(tensor: torch.Tensor) -> str:
-    """E.g. ``"3 NaN and 0 inf among its 192 values"``."""
+    """E.g. ``"3 NaN and 0 inf among its 192 values"`` (of the whole tensor, when it is sharded)."""
+    tensor = sharded.full_tensor(tensor)
     nan, inf = int(tensor.isnan().sum()), int(tensor.isinf().sum())
     return f"{nan} NaN and {inf} inf among its {tensor.numel()} values"
 
@@ -159,6 +173,13 @@ class Trainer:
         device: override the device (default: the model's).
         callbacks: objects with any of ``on_step_begin(trainer)``, ``on_step_end(trainer, row)``,
             ``on_eval(trainer, row)``, called in list order (see :mod:`bestiary.train.callbacks`).
+        parallel: how several torchrun processes share the work (no effect in a single process):
+            ``"ddp"`` -- a full replica per rank, gradients all-reduced; ``"fsdp2"`` -- the model sharded in
+            place by ``fully_shard`` (its parameters become ``DTensor`` shards: pass a fresh optimizer,
+            which the Trainer re-points at them), checkpoints sharded (:mod:`bestiary.train.sharded`).
+            ``"fsdp2"`` refuses ``amp="fp16"`` (each shard's GradScaler would decide on overflow alone).
+            Under FSDP2 every rank must run the same forwards: ``evaluate()`` and ``save_checkpoint()``
+            are collective.
     """
 
     def __init__(
@@ -186,6 +207,7 @@ class Trainer:
         progress: bool = True,
         device: torch.device | str | None = None,
         callbacks: Iterable[object] = (),
+        parallel: str = "ddp",
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -206,6 +228,13 @@ class Trainer:
             raise ValueError(f"clip_grad_norm must be > 0 or None, got {clip_grad_norm!r}")
         if amp is not None and amp not in AMP_DTYPES:
             raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
+        if parallel not in ("ddp", "fsdp2"):
+            raise ValueError(f"parallel must be 'ddp' or 'fsdp2', got {parallel!r}")
+        if parallel == "fsdp2" and amp == "fp16":
+            raise ValueError(
+                "parallel='fsdp2' does not support amp='fp16': its GradScaler would skip a step on the ranks "
+                "whose shard overflowed and take it on the others. Use amp='bf16' (no scaler needed)"
+            )
         if isinstance(lr_schedule, torch.optim.lr_scheduler.LRScheduler):
             raise TypeError(
                 "lr_schedule takes a multiplier function f(step) -> float, not a torch scheduler object, "
@@ -249,6 +278,7 @@ class Trainer:
         self.progress = progress
         self._device_arg = device
         self.callbacks = callbacks
+        self.parallel = parallel
 
         self.step = 0  # optimizer steps completed
         self.history: list[dict[str, float]] = []
@@ -262,7 +292,7 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ setup
 
     def _setup(self) -> None:
-        """Join torchrun's group, pick the device, wrap in DDP, seed. Runs once."""
+        """Join torchrun's group, pick the device, wrap the model (DDP or FSDP2), seed. Runs once."""
         if self._ready:
             return
         info = distributed.setup() if distributed.env_world()[2] > 1 else None
@@ -280,7 +310,12 @@ class Trainer:
         # factor so small gradients don't underflow to 0, and halves it whenever a gradient overflows.
         self.scaler = torch.amp.GradScaler(self.device.type) if self.amp == "fp16" else None
         self.ddp: DistributedDataParallel | None = None
-        if self.world_size > 1:
+        self.fsdp = self.world_size > 1 and self.parallel == "fsdp2"  # self.model itself is sharded
+        if self.fsdp:
+            # Each rank keeps its rows of every parameter; the weights are taken as they are on each rank
+            # (no broadcast as in DDP): build the model from the same seed everywhere.
+            sharded.shard_model(self.model, self.optimizer, self.device, self.world_size)
+        elif self.world_size > 1:
             # DDP broadcasts rank 0's weights now, then all-reduces (averages) gradients during backward.
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = DistributedDataParallel(self.model, device_ids=ids)
@@ -344,8 +379,12 @@ class Trainer:
         micro_losses = []
         for micro in range(k):
             batch = self._batch(self.step * k + micro)
-            # DDP all-reduces gradients in every backward; skip that on all but the last micro-batch.
-            sync = nullcontext() if self.ddp is None or micro == k - 1 else self.ddp.no_sync()
+            # DDP all-reduces (FSDP2 reduce-scatters) gradients in every backward; skip that on all but
+            # the last micro-batch, so that the gradients are summed locally and exchanged once.
+            last = micro == k - 1
+            sync = nullcontext() if self.ddp is None or last else self.ddp.no_sync()
+            if self.fsdp:
+                self.model.set_requires_gradient_sync(last)  # type: ignore[operator]
             with sync:
                 with autocast_context(self.device.type, self.amp):
                     loss = compute_loss(model, batch, self.loss_fn)
@@ -372,7 +411,8 @@ class Trainer:
             # an overflow in any member's gradients skips the whole chain's step, never half of it.
             self.scaler.unscale_(self.optimizer)  # type: ignore[arg-type]
         if self.clip_grad_norm is not None:  # one global norm, over every optimizer's parameters
-            row["grad_norm"] = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm))
+            norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
+            row["grad_norm"] = float(sharded.full_tensor(norm))  # FSDP2: a DTensor, the same on every rank
             # clipping by a NaN norm would make NaN weights
             if not math.isfinite(row["grad_norm"]) and not scaling:
                 raise self._non_finite(
@@ -533,7 +573,11 @@ class Trainer:
     # ----------------------------------------------------------------------------------- checkpoints
 
     def save_checkpoint(self) -> Path | None:
-        """Write a checkpoint of the current step (rank 0 writes; every rank must call). Returns its path."""
+        """Write a checkpoint of the current step (every rank must call). Returns its path (on rank 0; FSDP2: all).
+
+        DDP (and one process): rank 0 writes safetensors + JSON. FSDP2: every rank writes its shards
+        (:func:`~bestiary.train.sharded.save_sharded_checkpoint`), rank 0 the JSON state.
+        """
         self._setup()
         if self.checkpoint_dir is None:
             raise ValueError("save_checkpoint needs a checkpoint_dir")
@@ -544,16 +588,21 @@ class Trainer:
             # all_gather_object pickles, but only in memory between our own processes -- never a file.
             dist.all_gather_object(per_rank, ({k: v.cpu() for k, v in tensors.items()}, meta))
         path = None
+        extra = {
+            "history": self.history,
+            "train_seconds": self.train_seconds,
+            "base_lrs": self.base_lrs,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "rng": {f"rank{r}": m for r, (_, m) in enumerate(per_rank)},
+            "world_size": self.world_size,
+        }
+        rng_tensors = {f"rank{r}.{k}": v for r, (t, _) in enumerate(per_rank) for k, v in t.items()}
+        if self.fsdp:  # every rank writes its shards; rank 0 the JSON and the RNG states, then publishes
+            return sharded.save_sharded_checkpoint(
+                self.checkpoint_dir, self.step, self.model, self.optimizer,
+                extra=extra, tensors=rng_tensors, keep_last=self.keep_last,
+            )  # fmt: skip
         if self.rank == 0:
-            extra = {
-                "history": self.history,
-                "train_seconds": self.train_seconds,
-                "base_lrs": self.base_lrs,
-                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-                "rng": {f"rank{r}": m for r, (_, m) in enumerate(per_rank)},
-                "world_size": self.world_size,
-            }
-            rng_tensors = {f"rank{r}.{k}": v for r, (t, _) in enumerate(per_rank) for k, v in t.items()}
             path = save_checkpoint(
                 self.checkpoint_dir, self.step, self.model, self.optimizer,
                 extra=extra, tensors=rng_tensors, keep_last=self.keep_last,
