@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 
 import bestiary
 from bestiary.data import load_names
-from bestiary.scratch import Adam, Param
+from bestiary.data.synthetic import make_noisy_recall
+from bestiary.scratch import Adam, ElmanRNN, Param
 
 QUICK = bestiary.quick()
 DEVICE = bestiary.device()  # the model is NumPy; torch is only the gradient oracle
@@ -131,6 +132,27 @@ for k in p:
     err = np.abs(grads_np[k] - pt[k].grad.numpy()).max()
     print(f"d{k:3s}: max |ours - torch| = {err:.1e}")
     assert err < 1e-12, k
+
+# %% [markdown]
+# ### Hand over to the library
+#
+# `bestiary.scratch.ElmanRNN` is this same RNN — the recursion above, the same initialisation — packed
+# in a class with `Param`s for the optimizers. Same weights, same input: the same logits and the same
+# BPTT gradients, to the last bit. F08 imports it instead of pasting these functions again; so does
+# the memory experiment at the end of this notebook.
+
+# %%
+lib = ElmanRNN.from_arrays(p)
+H_lib, Z_lib = lib.forward(Xc)
+grads_lib, g_lib = lib.backward(Xc, H_lib, dZc)
+assert np.array_equal(Z_lib, Zc) and all(np.array_equal(grads_lib[k], grads_np[k]) for k in p)
+assert np.array_equal(g_lib, rnn_backward(p, Xc, Hc, dZc)[1])
+init_ours, init_lib = (
+    init_rnn(5, 7, 5, np.random.default_rng(3), scale=0.5),
+    ElmanRNN(5, 7, 5, scale=0.5, seed=3),
+)
+assert all(np.array_equal(init_ours[k], init_lib.params[k].data) for k in p)
+print("bestiary.scratch.ElmanRNN: identical forward, BPTT and initialisation")
 
 # %% [markdown]
 # ## A character-level RNN on baby names
@@ -279,40 +301,30 @@ print(f"trained RNN: gradient 60 steps back is {decay:.1e} of the gradient at th
 # of height 2); the $L$ inputs after it are random noise vectors (standard deviation 2) in the same
 # channels; at the end the network must say which symbol came first. Chance is 25 %. The only
 # training signal that tells the RNN to *store* the first symbol (and to protect it from the noise)
-# travels back $L$ steps — and we just saw how weak it is by then.
+# travels back $L$ steps — and we just saw how weak it is by then. The task is
+# `bestiary.data.synthetic.make_noisy_recall` (a fresh batch per `(seed, step)`; F08 reuses it), and
+# the model is the library's copy of our RNN, `ElmanRNN`, trained with `Adam`.
 
 
 # %%
-K, N_IN, NOISE_STD = 4, 8, 2.0
-
-
-def delay_batch(rng, batch, delay):
-    first = rng.integers(0, K, batch)
-    X = NOISE_STD * rng.standard_normal((batch, delay + 1, N_IN))  # (B, L+1, 8) noise everywhere ...
-    X[:, 0] = 0.0
-    X[np.arange(batch), 0, first] = 2.0  # ... except step 0, which holds the symbol to remember
-    return X, first
+K, N_IN = 4, 8  # 4 symbols, 8 input channels; make_noisy_recall's noise has standard deviation 2
 
 
 def train_delay(delay, steps, seed=0):
-    rng = np.random.default_rng(seed)
     # scale 0.58 = the spread of PyTorch's default RNN init, uniform(±1/sqrt(H)); see the experiments
-    prm = {k: Param(v, k) for k, v in init_rnn(N_IN, 32, K, rng, scale=0.58).items()}
-    adam = Adam(prm.values(), lr=1e-2)
-    for _ in tqdm(range(steps), desc=f"RNN, delay {delay}", leave=False):
-        X, y = delay_batch(rng, 32, delay)
-        p = {k: v.data for k, v in prm.items()}
-        H, Z = rnn_forward(p, X)
+    rnn = ElmanRNN(N_IN, 32, K, scale=0.58, seed=seed)
+    adam = Adam(rnn.parameters(), lr=1e-2)
+    for step in tqdm(range(steps), desc=f"RNN, delay {delay}", leave=False):
+        X, y = make_noisy_recall(32, delay, n_symbols=K, n_channels=N_IN, seed=(seed, step))
+        H, Z = rnn.forward(X)
         dZ = np.zeros_like(Z)
         Zl = Z[:, -1] - Z[:, -1].max(1, keepdims=True)
         dZ[:, -1] = np.exp(Zl) / np.exp(Zl).sum(1, keepdims=True)  # only the last output is scored
         dZ[np.arange(32), -1, y] -= 1
-        grads, _ = rnn_backward(p, X, H, dZ / 32)
-        for k, v in prm.items():
-            v.grad = grads[k]
+        rnn.set_grads(rnn.backward(X, H, dZ / 32)[0])
         adam.step()
-    X, y = delay_batch(np.random.default_rng(99), 1000, delay)
-    return float((rnn_forward({k: v.data for k, v in prm.items()}, X)[1][:, -1].argmax(1) == y).mean())
+    X, y = make_noisy_recall(1000, delay, n_symbols=K, n_channels=N_IN, seed=99)
+    return float((rnn.forward(X)[1][:, -1].argmax(1) == y).mean())
 
 
 DELAYS = (2, 5, 10, 60)
@@ -365,7 +377,7 @@ print("OK")
 # - Train the char-RNN with hidden size 128 and compare dev loss with F06's MLP.
 # - Initialise `W_hh` with scale 2 and train the delay task at 60. Does it learn — or do the
 #   gradients explode (watch the loss; try clipping `g` to norm 1)?
-# - Find the largest delay at which the RNN still solves the task with 2000 steps. Lower `NOISE_STD`
+# - Find the largest delay at which the RNN still solves the task with 2000 steps. Lower `noise_std`
 #   to 0.5: how far does that move it?
 # - Train the delay task with `scale=1.0` (larger recurrent weights, slower decay in the plot above).
 #   Does the RNN get further?

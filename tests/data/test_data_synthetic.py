@@ -16,6 +16,7 @@ GENERATORS = {
     "sine_waves": lambda seed: S.make_sine_waves(8, 20, seed=seed),
     "copy": lambda seed: S.make_copy_task(16, 7, 11, seed=seed),
     "reverse": lambda seed: S.make_reverse_task(16, 7, 11, min_len=2, seed=seed),
+    "noisy_recall": lambda seed: S.make_noisy_recall(16, 9, seed=seed),
 }
 
 
@@ -38,6 +39,7 @@ def test_same_seed_same_data_other_seed_other_data(name):
         ("sine_waves", (8, 20, 1), np.float32, (8, 20, 1), np.float32),
         ("copy", (16, 7), np.int64, (16, 7), np.int64),
         ("reverse", (16, 7), np.int64, (16, 7), np.int64),
+        ("noisy_recall", (16, 10, 8), np.float32, (16,), np.int64),
     ],
 )
 def test_shapes_and_dtypes(name, x_shape, x_dtype, y_shape, y_dtype):
@@ -133,3 +135,20 @@ def test_bad_sizes_raise():
         S.make_moons(0)
     with pytest.raises(ValueError, match="n_classes"):
         S.make_clusters(10, 0)
+
+
+def test_noisy_recall_holds_the_label_at_step_0_and_only_noise_after():
+    X, y = S.make_noisy_recall(400, 12, n_symbols=3, n_channels=5, noise_std=1.5, signal=2.0, seed=0)
+    assert X.shape == (400, 13, 5) and set(np.unique(y)) == {0, 1, 2}
+    # step 0: exactly the one-hot symbol scaled by `signal`; reading its argmax recovers the label
+    np.testing.assert_array_equal(X[:, 0], 2.0 * np.eye(5, dtype=np.float32)[y])
+    # steps 1..: zero-mean noise of the promised spread in every channel, independent of the label
+    noise = X[:, 1:]
+    assert abs(noise.mean()) < 0.05 and abs(noise.std() - 1.5) < 0.05
+    assert abs(noise[y == 0, :, 0].mean() - noise[y == 1, :, 0].mean()) < 0.1
+    # a fresh batch per (seed, step), reproducible
+    a, b = S.make_noisy_recall(8, 4, seed=(0, 1)), S.make_noisy_recall(8, 4, seed=(0, 2))
+    np.testing.assert_array_equal(a[0], S.make_noisy_recall(8, 4, seed=(0, 1))[0])
+    assert not np.array_equal(a[0], b[0])
+    with pytest.raises(ValueError, match="n_symbols"):
+        S.make_noisy_recall(4, 3, n_symbols=9, n_channels=8)

@@ -18,6 +18,7 @@ __all__ = [
     "make_clusters",
     "make_copy_task",
     "make_moons",
+    "make_noisy_recall",
     "make_reverse_task",
     "make_sine_waves",
     "make_spirals",
@@ -227,3 +228,35 @@ def make_reverse_task(
     read_from = np.clip(lengths[:, None] - 1 - positions, 0, seq_len - 1)  # (n, T)
     tgt = np.where(positions < lengths[:, None], np.take_along_axis(src, read_from, axis=1), PAD)
     return src, tgt.astype(np.int64)
+
+
+def make_noisy_recall(
+    n: int = 32,
+    delay: int = 60,
+    *,
+    n_symbols: int = 4,
+    n_channels: int = 8,
+    noise_std: float = 2.0,
+    signal: float = 2.0,
+    seed: int | tuple[int, ...] = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Remember one symbol through `delay` steps of noise (the memory task of F07 and F08).
+
+    Step 0 holds the symbol: `signal` in channel y (one of the first `n_symbols` channels), zeros
+    elsewhere. Steps 1..delay are N(0, noise_std^2) noise in *all* `n_channels` channels, the
+    symbol's channels included, so a model cannot simply ignore some inputs: it has to store the
+    symbol when it arrives and protect it from what follows. The label is y; chance is
+    1 / n_symbols. `seed` may be a tuple (e.g. `(seed, step)`) to draw a fresh batch per step.
+
+    Returns:
+        X: float32 (n, delay + 1, n_channels); y: int64 (n,) in 0..n_symbols-1.
+    """
+    _check_positive(n=n, delay=delay, n_symbols=n_symbols, n_channels=n_channels)
+    if n_symbols > n_channels:
+        raise ValueError(f"n_symbols ({n_symbols}) must be <= n_channels ({n_channels})")
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_symbols, n)
+    X = noise_std * rng.standard_normal((n, delay + 1, n_channels))  # noise everywhere ...
+    X[:, 0] = 0.0
+    X[np.arange(n), 0, y] = signal  # ... except step 0, which holds the symbol to remember
+    return X.astype(np.float32), y.astype(np.int64)

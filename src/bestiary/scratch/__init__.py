@@ -3,9 +3,11 @@
 - `Value` / `micrograd_nn`: a scalar autograd engine and an MLP on it (micrograd style).
 - `Tensor`: vectorised reverse-mode autograd over float64 NumPy arrays.
 - `nn`: Linear, MLP, Embedding, RNN, LSTM, attention, losses on `Tensor`.
+- `ElmanRNN`: F07's tanh RNN with BPTT written out by hand (fast; returns dL/dh_t per step).
 - `optim`: SGD, RMSprop, Adam, AdamW and learning-rate schedules with torch's semantics.
 """
 
+from bestiary.scratch.elman import ElmanRNN
 from bestiary.scratch.micrograd_nn import MLP as MicroMLP
 from bestiary.scratch.micrograd_nn import Layer as MicroLayer
 from bestiary.scratch.micrograd_nn import MicroModule, Neuron
@@ -54,6 +56,7 @@ __all__ = [
     "LSTM",
     "MLP",
     "RNN",
+    "ElmanRNN",
     "Embedding",
     "LSTMCell",
     "Linear",
