@@ -20,10 +20,13 @@
 #   GPT, source → target for T5;
 # - teacher forcing, loss masking, greedy decoding, and batched decoding of a decoder-only model
 #   with left padding and a KV cache;
-# - that all three can learn the task, and what the decoder families buy you: free-length output.
+# - that all three learn the task's rules (they beat a word-by-word translation on unseen numbers),
+#   how fast each learns, and what the decoder families buy you for their slower start:
+#   free-length output.
 
 # %%
 import random
+from functools import partial
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -34,80 +37,38 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import bestiary
+from bestiary.data import make_number_words
+from bestiary.train import warmup_cosine
 
 QUICK = bestiary.quick()
 DEVICE = bestiary.device()
 bestiary.seed_everything(0)
 
-STEPS = 400 if QUICK else 3000  # training steps per model
+STEPS = 200 if QUICK else 1500  # training steps per model
+EVAL_EVERY = 25 if QUICK else 50  # held-out exact match is measured along the way
+EARLY = 150  # the first 150 steps run the same schedule in both modes: the learning-speed window
 
 # %% [markdown]
 # ## The task: number words → digits
 #
 # Every number from 0 to 999 written in words is a "sentence" of 1 to 5 words; its translation is
 # 1 to 3 digits. Word order partly follows digit order ("seven hundred ..." → "7..") but not
-# always: "seventeen" is one word for two digits, "forty two" two words for two digits, and
-# "and" translates to nothing. We hold out 20 % of the numbers: the test set contains only numbers
-# the models never saw, so they must learn the *rules*, not a lookup table.
+# always: "seventeen" is one word for two digits, "forty two" two words for two digits, "and"
+# translates to nothing and "three hundred" needs two zeros nobody said. We hold out 20 % of the
+# numbers: the test set contains only numbers the models never saw, so they must learn the
+# *rules*, not a lookup table. The data set lives in the library (`bestiary.data.make_number_words`):
+# one vocabulary of special tokens, words and digits shared by the three families.
 
 # %%
-ONES = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-]
-TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
-
-
-def to_words(n: int) -> list[str]:
-    hundreds, rest = divmod(n, 100)
-    words = [ONES[hundreds], "hundred"] if hundreds else []
-    if rest or not words:
-        if words:
-            words.append("and")
-        words += [ONES[rest]] if rest < 20 else [TENS[rest // 10]] + ([ONES[rest % 10]] if rest % 10 else [])
-    return words
-
-
-SPECIALS = ["<pad>", "<bos>", "<eos>", "<sep>", "<cls>"]
-VOCAB = SPECIALS + sorted({w for n in range(1000) for w in to_words(n)}) + list("0123456789")
-ID = {tok: i for i, tok in enumerate(VOCAB)}
-PAD, BOS, EOS, SEP, CLS = (ID[s] for s in SPECIALS)
-V = len(VOCAB)
-
-numbers = list(range(1000))
-random.Random(0).shuffle(numbers)
-train_numbers, test_numbers = numbers[:800], numbers[800:]
+task = make_number_words(test_fraction=0.2, seed=0)
+V = len(task)
+PAD, BOS, EOS, SEP, CLS = task.pad, task.bos, task.eos, task.sep, task.cls
+train_numbers, test_numbers = task.train, task.test
 for n in (7, 17, 42, 300, 742):
-    print(f"{n:>4}: {' '.join(to_words(n))}")
+    print(f"{n:>4}: {' '.join(task.words(n))}  ->  ids {task.source(n)} -> {task.target(n)}")
 print(
     f"vocabulary: {V} tokens; {len(train_numbers)} training numbers, {len(test_numbers)} held-out test numbers"
 )
-
-
-def source(n: int) -> list[int]:
-    return [ID[w] for w in to_words(n)]
-
-
-def target(n: int) -> list[int]:
-    return [ID[c] for c in str(n)]
 
 
 def pad_right(rows: list[list[int]], value: int = PAD) -> torch.Tensor:
@@ -121,25 +82,55 @@ def pad_left(rows: list[list[int]], value: int = PAD) -> torch.Tensor:
 
 
 def exact_match(predictions: list[list[int]], ns: list[int]) -> float:
-    return float(np.mean([p == target(n) for p, n in zip(predictions, ns)]))
+    return float(np.mean([p == task.target(n) for p, n in zip(predictions, ns)]))
 
 
-def train(model: nn.Module, loss_fn, steps: int = STEPS, lr: float = 2e-3) -> list[float]:
-    """The same loop for every family: sample numbers, compute the family's loss, step."""
+# %% [markdown]
+# **The baseline a model must beat: word-by-word translation.** Replace each word by its digits
+# ("seven" → 7, "forty" → 4, "seventeen" → 17) and drop "hundred" and "and". It is right whenever
+# every digit is spoken ("seven hundred and forty two" → 742), which is most numbers, and wrong on
+# every number with a silent zero ("three hundred" → 3, "forty" → 4, "three hundred and five" →
+# 35). A model that only learned a word-to-digit table would fail exactly there, so the held-out
+# numbers with a silent zero are the ones that show whether a model learned the rule.
+
+
+# %%
+WORD_DIGITS = {w[0]: str(v if v < 20 else v // 10) for v in range(100) if len(w := task.words(v)) == 1}
+
+
+def word_by_word(n: int) -> list[int]:
+    digits = "".join(WORD_DIGITS.get(w, "") for w in task.words(n))  # "hundred", "and" -> nothing
+    return [task.ids[c] for c in digits]
+
+
+baseline_acc = exact_match([word_by_word(n) for n in test_numbers], test_numbers)
+silent_zeros = [n for n in test_numbers if word_by_word(n) != task.target(n)]  # where the table fails
+print(f"word-by-word translation: exact match on the held-out numbers {baseline_acc:.1%}; it fails on "
+      f"{len(silent_zeros)} of them, e.g. {', '.join(' '.join(task.words(n)) for n in silent_zeros[:3])}")  # fmt: skip
+
+
+def train(model: nn.Module, loss_fn, predict, steps: int = STEPS, lr: float = 3e-3):
+    """The same loop for every family: sample numbers, compute the family's loss, step. Every
+    EVAL_EVERY steps, greedy-decode the held-out numbers and record the exact match."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    model.train()
-    losses = []
-    for _ in tqdm(range(steps), desc=type(model).__name__, leave=False):
-        batch = random.choices(train_numbers, k=64)
-        loss = loss_fn(model, batch)
+    # warm up 20 steps, then cosine: the first steps follow (nearly) the same schedule in both modes
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, partial(warmup_cosine, warmup=20, total=steps, min_ratio=0.1)
+    )
+    rng = random.Random(0)  # the same batches for every family
+    losses, curve = [], []
+    for step in tqdm(range(1, steps + 1), desc=type(model).__name__, leave=False):
+        model.train()
+        loss = loss_fn(model, rng.choices(train_numbers, k=64))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         losses.append(loss.item())
-    return losses
+        if step % EVAL_EVERY == 0:
+            curve.append((step, exact_match(predict(model, test_numbers), test_numbers)))
+    return losses, curve
 
 
 # %% [markdown]
@@ -185,30 +176,34 @@ plt.show()
 # `<cls>` token prepended to the input (BERT's recipe for sentence-level tasks). It works here only
 # because we know the answer has at most three digits.
 
+
 # %%
-bert = bestiary.build(
-    "encoder_only",
-    vocab_size=V,
-    d_model=64,
-    n_layers=2,
-    n_heads=4,
-    d_ff=128,
-    max_seq_len=8,
-    dropout=0.0,
-    pooler=False,
-).to(DEVICE)
-slots = nn.Linear(64, 3 * 10).to(DEVICE)  # hundreds, tens, units
-bert.slots = slots  # register the head so the optimizer sees it
+class SlotClassifier(nn.Module):
+    """A BERT-like encoder and a head reading the <cls> vector: 3 slots x 10 digits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = bestiary.build(
+            "encoder_only", vocab_size=V, d_model=64, n_layers=2, n_heads=4, d_ff=128, max_seq_len=8,
+            dropout=0.0, pooler=False,
+        )  # fmt: skip
+        self.slots = nn.Linear(64, 3 * 10)  # hundreds, tens, units
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B, T) starting with <cls> -> digit logits (B, 3 slots, 10)."""
+        hidden = self.encoder(tokens, (tokens != PAD).long())  # (B, T, 64), every token sees all
+        return self.slots(hidden[:, 0]).view(-1, 3, 10)
 
 
-def bert_batch(ns: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    tokens = pad_right([[CLS] + source(n) for n in ns]).to(DEVICE)
-    return tokens, (tokens != PAD).long()
+bert = SlotClassifier().to(DEVICE)
+
+
+def bert_tokens(ns: list[int]) -> torch.Tensor:
+    return pad_right([[CLS] + task.source(n) for n in ns]).to(DEVICE)
 
 
 def bert_loss(model: nn.Module, ns: list[int]) -> torch.Tensor:
-    tokens, mask = bert_batch(ns)
-    logits = model.slots(model(tokens, mask)[:, 0]).view(-1, 3, 10)  # (B, 3 slots, 10 digits)
+    logits = model(bert_tokens(ns))  # (B, 3, 10)
     digits = torch.tensor([[n // 100, n // 10 % 10, n % 10] for n in ns], device=DEVICE)
     return F.cross_entropy(logits.reshape(-1, 10), digits.reshape(-1))
 
@@ -216,12 +211,11 @@ def bert_loss(model: nn.Module, ns: list[int]) -> torch.Tensor:
 @torch.no_grad()
 def bert_predict(model: nn.Module, ns: list[int]) -> list[list[int]]:
     model.eval()
-    tokens, mask = bert_batch(ns)
-    digits = model.slots(model(tokens, mask)[:, 0]).view(-1, 3, 10).argmax(-1).tolist()
-    return [target(100 * a + 10 * b + c) for a, b, c in digits]
+    digits = model(bert_tokens(ns)).argmax(-1).tolist()
+    return [task.target(100 * a + 10 * b + c) for a, b, c in digits]
 
 
-bert_losses = train(bert, bert_loss)
+bert_losses, bert_curve = train(bert, bert_loss, bert_predict)
 bert_acc = exact_match(bert_predict(bert, test_numbers), test_numbers)
 print(f"BERT-like encoder: exact match on unseen numbers {bert_acc:.1%}")
 
@@ -246,8 +240,8 @@ gpt = bestiary.build(
 
 
 def gpt_loss(model: nn.Module, ns: list[int]) -> torch.Tensor:
-    prompts = [source(n) + [SEP] for n in ns]
-    seqs = [p + target(n) + [EOS] for p, n in zip(prompts, ns)]
+    prompts = [task.source(n) + [SEP] for n in ns]
+    seqs = [p + task.target(n) + [EOS] for p, n in zip(prompts, ns)]
     tokens = pad_right(seqs).to(DEVICE)
     labels = tokens[:, 1:].clone()  # position t predicts token t+1
     for i, p in enumerate(prompts):
@@ -260,7 +254,7 @@ def gpt_loss(model: nn.Module, ns: list[int]) -> torch.Tensor:
 @torch.no_grad()
 def gpt_predict(model: nn.Module, ns: list[int], max_new: int = 4) -> list[list[int]]:
     model.eval()
-    prompts = pad_left([source(n) + [SEP] for n in ns]).to(DEVICE)
+    prompts = pad_left([task.source(n) + [SEP] for n in ns]).to(DEVICE)
     keep = prompts != PAD  # (B, T) real tokens
     cache = model.init_cache(prompts.shape[0])
     logits = model(prompts, cache=cache, padding_mask=keep)
@@ -277,7 +271,7 @@ def gpt_predict(model: nn.Module, ns: list[int], max_new: int = 4) -> list[list[
     return [r[: r.index(EOS)] if EOS in r else r for r in rows]
 
 
-gpt_losses = train(gpt, gpt_loss)
+gpt_losses, gpt_curve = train(gpt, gpt_loss, gpt_predict)
 gpt_acc = exact_match(gpt_predict(gpt, test_numbers), test_numbers)
 print(f"GPT-like decoder: exact match on unseen numbers {gpt_acc:.1%}")
 
@@ -305,8 +299,8 @@ t5 = bestiary.build(
 
 
 def t5_loss(model: nn.Module, ns: list[int]) -> torch.Tensor:
-    src = pad_right([source(n) for n in ns]).to(DEVICE)
-    tgt = pad_right([[BOS] + target(n) + [EOS] for n in ns]).to(DEVICE)
+    src = pad_right([task.source(n) for n in ns]).to(DEVICE)
+    tgt = pad_right([[BOS] + task.target(n) + [EOS] for n in ns]).to(DEVICE)
     labels = tgt[:, 1:].masked_fill(tgt[:, 1:] == PAD, -100)
     logits = model(src, tgt[:, :-1], src_mask=src != PAD)  # teacher forcing: feed the true prefix
     return F.cross_entropy(logits.reshape(-1, V), labels.reshape(-1), ignore_index=-100)
@@ -315,7 +309,7 @@ def t5_loss(model: nn.Module, ns: list[int]) -> torch.Tensor:
 @torch.no_grad()
 def t5_predict(model: nn.Module, ns: list[int], max_new: int = 4) -> list[list[int]]:
     model.eval()
-    src = pad_right([source(n) for n in ns]).to(DEVICE)
+    src = pad_right([task.source(n) for n in ns]).to(DEVICE)
     memory = model.encode(src, src != PAD)  # the encoder runs once
     out = torch.full((len(ns), 1), BOS, device=DEVICE)
     for _ in range(max_new):
@@ -325,34 +319,48 @@ def t5_predict(model: nn.Module, ns: list[int], max_new: int = 4) -> list[list[i
     return [r[: r.index(EOS)] if EOS in r else r for r in rows]
 
 
-t5_losses = train(t5, t5_loss)
+t5_losses, t5_curve = train(t5, t5_loss, t5_predict)
 t5_acc = exact_match(t5_predict(t5, test_numbers), test_numbers)
 print(f"T5-like encoder-decoder: exact match on unseen numbers {t5_acc:.1%}")
 
 # %% [markdown]
 # ## Results
 #
-# **What to look for:** all three losses fall; the two generative models reach their answers by
-# writing them token by token, the encoder by filling its three slots. Below, a few held-out
-# numbers side by side.
+# **What to look for:** left, the training losses (log scale) all fall; right, the exact match on
+# the *held-out* numbers as training goes, against the word-by-word baseline (dashed). The
+# fixed-slot encoder climbs first: its answer format (three digits, zero-padded) is built into
+# the head, so all it has to learn is which digit goes in which slot. The decoder-only model must
+# also learn to *write* an answer of the right length and stop (`<eos>`), and the encoder-decoder,
+# whose decoder reaches the words only through cross-attention it has yet to learn, is last to
+# take off. All three end above the baseline, because all three learned the silent zeros.
 
 # %%
-fig, ax = plt.subplots(figsize=(7, 4))
-for name, losses in [("BERT-like (slots)", bert_losses), ("GPT-like", gpt_losses), ("T5-like", t5_losses)]:
-    ax.plot(np.convolve(losses, np.ones(25) / 25, mode="valid"), label=name)
+curves = {"BERT-like (slots)": bert_curve, "GPT-like": gpt_curve, "T5-like": t5_curve}
+fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4))
+for name, losses in zip(curves, (bert_losses, gpt_losses, t5_losses)):
+    ax.plot(np.convolve(losses, np.ones(10) / 10, mode="valid"), label=name)
 ax.set(yscale="log", xlabel="step", ylabel="training loss (smoothed, log)", title="three families, one task")
 ax.legend()
+for name, curve in curves.items():
+    ax2.plot(*zip(*curve), "o-", ms=3, label=name)
+ax2.axhline(baseline_acc, color="gray", ls="--", label=f"word-by-word baseline ({baseline_acc:.0%})")
+ax2.axvline(EARLY, color="k", lw=0.8, ls=":")
+ax2.set(xlabel="step", ylabel="exact match, held-out numbers", ylim=(0, 1.02),
+        title=f"learning speed (dotted: the first {EARLY} steps)")  # fmt: skip
+ax2.legend(loc="lower right")
+plt.tight_layout()
 plt.show()
 
 
 def show(ids: list[int]) -> str:
-    return "".join(VOCAB[i] for i in ids)
+    return task.decode(ids)
 
 
 sample = test_numbers[:8]
 pd.DataFrame(
     {
-        "words": [" ".join(to_words(n)) for n in sample],
+        "words": [" ".join(task.words(n)) for n in sample],
+        "word-by-word": [show(word_by_word(n)) for n in sample],
         "BERT-like": [show(p) for p in bert_predict(bert, sample)],
         "GPT-like": [show(p) for p in gpt_predict(gpt, sample)],
         "T5-like": [show(p) for p in t5_predict(t5, sample)],
@@ -360,25 +368,51 @@ pd.DataFrame(
 )
 
 # %%
+predictors = {
+    "BERT-like (slots)": (bert_predict, bert),
+    "GPT-like": (gpt_predict, gpt),
+    "T5-like": (t5_predict, t5),
+}
+zero_acc = {name: exact_match(f(m, silent_zeros), silent_zeros) for name, (f, m) in predictors.items()}
+early = {
+    name: float(np.mean([acc for step, acc in curve if step <= EARLY])) for name, curve in curves.items()
+}
 summary = pd.DataFrame(
     {
         "family": ["encoder-only (BERT-like)", "decoder-only (GPT-like)", "encoder-decoder (T5-like)"],
         "parameters": [bestiary.count_params(m) for m in (bert, gpt, t5)],
-        "exact match, unseen numbers": [bert_acc, gpt_acc, t5_acc],
+        f"mean exact match, steps ≤ {EARLY}": list(early.values()),
+        "exact match, unseen numbers (final)": [bert_acc, gpt_acc, t5_acc],
+        "… with a silent zero": list(zero_acc.values()),
         "free-length output": ["no (3 fixed slots)", "yes", "yes"],
     }
 )
 summary
 
 # %% [markdown]
-# Every family learns to translate numbers it has never seen. We assert **≥ 90 % exact match on the
-# held-out numbers for each model in full mode (≥ 50 % in quick mode)**.
+# The lesson's claims, asserted:
+#
+# 1. **Every family learns the rules, not a word table**: on numbers it never saw, each reaches
+#    ≥ 90 % exact match (full mode, 1,500 steps) / ≥ 75 % (quick mode, 200 steps), and on the
+#    held-out numbers with a silent zero, where word-by-word translation scores 0 %, each reaches
+#    ≥ 80 % (full) / ≥ 35 % (quick: 200 steps leave the encoder-decoder half-trained).
+# 2. **Learning speed ranks encoder (slots) > decoder-only > encoder-decoder**: the mean held-out
+#    exact match over the first 150 steps (the same schedule in both modes) is strictly ordered,
+#    the encoder at least 5 points ahead of the decoder-only model. The price of the encoder's head
+#    start is the fixed answer format; the decoders can write answers of any length.
 
 # %%
-threshold = 0.5 if QUICK else 0.9
+threshold = 0.75 if QUICK else 0.9
+print(f"baseline {baseline_acc:.1%}; final", {k: f"{v:.1%}" for k, v in zip(curves, (bert_acc, gpt_acc, t5_acc))},
+      "| silent zeros", {k: f"{v:.1%}" for k, v in zero_acc.items()},
+      "| early mean", {k: f"{v:.1%}" for k, v in early.items()})  # fmt: skip
 for name, acc in [("BERT-like", bert_acc), ("GPT-like", gpt_acc), ("T5-like", t5_acc)]:
     assert acc >= threshold, f"{name}: {acc:.1%} < {threshold:.0%}"
-print("all three families pass")
+for name, acc in zero_acc.items():
+    assert acc >= (0.35 if QUICK else 0.8), f"{name}: {acc:.1%} on the silent-zero numbers"
+e_bert, e_gpt, e_t5 = early.values()
+assert e_bert >= e_gpt + 0.05 and e_gpt > e_t5, early
+print("all three families learn the rules; learning speed: encoder > decoder-only > encoder-decoder")
 
 # %% [markdown]
 # ## Experiments to try
@@ -390,4 +424,4 @@ print("all three families pass")
 # - Train on numbers below 500 only and test on 500–999: which family generalises to the unseen
 #   hundreds digit?
 # - Swap the T5-like model's relative position buckets for fewer buckets (`num_buckets=4`).
-# - Measure decoding speed of `gpt_predict` with and without the KV cache on longer outputs.
+# - Give the encoder-decoder twice the learning rate: does it catch up with the decoder-only model?

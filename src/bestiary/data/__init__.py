@@ -33,6 +33,7 @@ from bestiary.data.images import (
     stratified_split,
 )
 from bestiary.data.loader import ArrayLoader, to_tensor, to_tensor_dataset
+from bestiary.data.number_words import make_number_words
 from bestiary.data.synthetic import (
     BOS,
     EOS,
@@ -84,6 +85,7 @@ __all__ = [
     "make_copy_task",
     "make_graph_classification",
     "make_moons",
+    "make_number_words",
     "make_reverse_task",
     "make_sine_waves",
     "make_spirals",
