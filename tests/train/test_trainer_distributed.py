@@ -2,13 +2,11 @@
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from torchrun_launch import run_two_processes
 
 from bestiary.train import latest_checkpoint, load_checkpoint
 
@@ -22,22 +20,7 @@ _spec.loader.exec_module(worker)
 def test_two_processes_match_one_process_on_the_same_global_batch(tmp_path):
     ckpt_dir, rows_dir = tmp_path / "ckpt", tmp_path / "rows"
     rows_dir.mkdir()
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")
-    }
-    env.update(OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")  # Gloo on CPU even on a GPU machine
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        str(WORKER),
-        str(ckpt_dir),
-        str(rows_dir),
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_two_processes(WORKER, ckpt_dir, rows_dir, timeout=180)
 
     single = worker.make_trainer()  # the same run, one process, same global batches
     single_rows: list[list[float]] = []

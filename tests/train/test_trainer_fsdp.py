@@ -13,14 +13,12 @@ resumed run, in contrast, repeats the uninterrupted run's arithmetic exactly, so
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from torchrun_launch import run_two_processes
 
 from bestiary.io import FileFormatError
 from bestiary.train import Trainer, latest_checkpoint, load_checkpoint
@@ -40,21 +38,7 @@ def _without_time(rows: list[dict]) -> list[dict]:
 
 @pytest.mark.distributed
 def test_fsdp2_matches_one_process_holds_half_the_weights_and_resumes_exactly(tmp_path):
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")
-    }
-    env.update(OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")  # Gloo on CPU even on a GPU machine
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        str(WORKER),
-        str(tmp_path),
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_two_processes(WORKER, tmp_path, timeout=300)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert [r["world_size"] for r in ranks] == [2, 2]
     # every rank logs the same (all-reduced) numbers; only its own clock differs
