@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -62,8 +63,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if not _durations or hasattr(config, "workerinput"):  # only the controller reports
         return
     started = getattr(terminalreporter, "_sessionstarttime", None)
-    import time
-
     elapsed = time.time() - started if isinstance(started, float) else sum(_durations.values())
     table = _table(elapsed)
     write = terminalreporter.write_line

@@ -23,6 +23,7 @@ what is allowed. `bestiary.build` calls it on every config, before the model is 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -239,7 +240,9 @@ def declared_range(field: dataclasses.Field) -> Range | None:
     return field.metadata.get("range") or VOCABULARY.get(field.name)
 
 
+@functools.cache
 def field_types(config_cls: type) -> dict[str, Any]:
+    """The Config's annotations, resolved (once per class: `build` asks on every call)."""
     return typing.get_type_hints(config_cls)
 
 
