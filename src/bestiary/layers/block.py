@@ -70,7 +70,8 @@ class Block(nn.Module):
     """x -> x + mixer(norm(x)) [-> x + cross_mixer(norm(x), context)] -> x + mlp(norm(x)).
 
     dim: the channel width. mixer, mlp, cross_mixer: built modules (the mixer follows the
-    token-mixer contract of `bestiary.layers.mixer`). norm: a kind name for `make_norm`
+    token-mixer contract of `bestiary.layers.mixer`). mlp=None makes a mixer-only block
+    (x -> x + mixer(norm(x))), as in Mamba, whose mixer has its own gated expansion. norm: a kind name for `make_norm`
     ("layernorm", "rmsnorm", "none") or a callable dim -> module (e.g. a GroupNorm for feature maps).
     Submodules: mixer_norm, mixer, [cross_norm, cross_mixer], mlp_norm, mlp.
     """
@@ -79,7 +80,7 @@ class Block(nn.Module):
         self,
         dim: int,
         mixer: nn.Module,
-        mlp: nn.Module,
+        mlp: nn.Module | None,
         *,
         norm: Norm = "layernorm",
         norm_eps: float = 1e-5,
@@ -107,9 +108,14 @@ class Block(nn.Module):
         self.cross_mixer = cross_mixer
         if cross_mixer is not None:
             self.cross_norm = new_norm()
-        self.mlp_norm, self.mlp = new_norm(), mlp
-        self.mixer_scale, self.mlp_scale = new_scale(layer_scale), new_scale(layer_scale)
-        self.mixer_res_scale, self.mlp_res_scale = new_scale(res_scale), new_scale(res_scale)
+        has_mlp = mlp is not None
+        if has_mlp:
+            self.mlp_norm = new_norm()
+        self.mlp = mlp
+        self.mixer_scale = new_scale(layer_scale)
+        self.mlp_scale = new_scale(layer_scale if has_mlp else None)
+        self.mixer_res_scale = new_scale(res_scale)
+        self.mlp_res_scale = new_scale(res_scale if has_mlp else None)
         self.dropout = make_dropout(dropout)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
@@ -164,6 +170,8 @@ class Block(nn.Module):
                 _identity,
                 _identity,
             )
+        if self.mlp is None:
+            return x
         return self._residual(x, self.mlp_norm, self.mlp, self.mlp_scale, self.mlp_res_scale)
 
 
