@@ -156,7 +156,9 @@ VOCABULARY: dict[str, Range] = {
     "mlp_ratio": Range(gt=0.0),
     "attn_impl": Range(choices=("sdpa", "manual")),
     "activation": Range(choices=ACTIVATION_KINDS),  # a single activation function
-    "mlp": Range(choices=(*ACTIVATION_KINDS, "swiglu")),  # the FFN: activation between two Linears, or gated
+    "mlp": Range(
+        choices=(*ACTIVATION_KINDS, "swiglu", "geglu")
+    ),  # the FFN: activation between two Linears, or gated
 }
 
 

@@ -39,11 +39,14 @@ from bestiary.layers.drop_path import DropPath, make_dropout
 from bestiary.layers.mlp import FeedForward, SwiGLU
 from bestiary.layers.norms import make_norm
 
+GATED_MLPS = {"swiglu": "silu", "geglu": "gelu_tanh"}  # mlp kind -> the gate's activation
+
 
 def make_mlp(kind: str, d_model: int, d_ff: int, bias: bool = False, dropout: float = 0.0) -> nn.Module:
-    """'swiglu' -> SwiGLU; any activation name ('gelu', 'gelu_tanh', 'relu', ...) -> FeedForward."""
-    if kind == "swiglu":
-        return SwiGLU(d_model, d_ff, bias=bias, dropout=dropout)
+    """'swiglu' / 'geglu' -> a gated MLP (SiLU / GELU-tanh gate); any activation name ('gelu',
+    'gelu_tanh', 'relu', ...) -> FeedForward."""
+    if kind in GATED_MLPS:
+        return SwiGLU(d_model, d_ff, bias=bias, dropout=dropout, activation=GATED_MLPS[kind])
     return FeedForward(d_model, d_ff, activation=kind, bias=bias, dropout=dropout)
 
 

@@ -12,7 +12,9 @@ the blocks is this one class, so a model file builds its blocks and nothing else
             super().__init__(config, blocks)
 
 `config` needs vocab_size, d_model, and may have norm ("rmsnorm" by default), norm_eps,
-tie_embeddings (True by default) and max_seq_len (None: no limit, as for a recurrent model).
+tie_embeddings (True by default), max_seq_len (None: no limit, as for a recurrent model), and two
+conventions of the Gemma family: embed_scale (multiply embeddings by sqrt(d_model)) and
+logit_soft_cap (logits -> cap * tanh(logits / cap), which bounds them smoothly).
 
 Decoding follows the token-mixer contract (`bestiary.layers.mixer`): `init_cache(batch)` is a
 `Cache` of the blocks' caches (a KVCache for attention, a RecurrentState for a recurrence). A
@@ -21,6 +23,7 @@ recurrent state that goes inf/NaN raises `NonFiniteStateError` naming the block 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -96,6 +99,8 @@ class CausalLM(nn.Module):
                 "another model; use model.init_cache(batch)"
             )
         x = self.tok_embed(tokens)  # (B, T, d_model)
+        if getattr(c, "embed_scale", False):  # Gemma: embeddings tied to the head are small; scale up
+            x = x * math.sqrt(c.d_model)
         for i, block in enumerate(self.blocks):
             try:
                 x = block(x) if cache is None else block(x, cache=cache[i])
@@ -107,7 +112,11 @@ class CausalLM(nn.Module):
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """Hidden states (B, T, d_model) -> logits (B, T, vocab_size)."""
-        return self.lm_head(features)
+        logits = self.lm_head(features)
+        cap = getattr(self.config, "logit_soft_cap", None)
+        if cap is not None:  # Gemma 2, Griffin: smooth bound to (-cap, cap)
+            logits = cap * torch.tanh(logits / cap)
+        return logits
 
     def forward(
         self, tokens: torch.Tensor, *, cache: Cache | None = None, padding_mask: torch.Tensor | None = None

@@ -1,6 +1,6 @@
 """Position-wise feed-forward blocks: the classic two-layer MLP and the gated SwiGLU.
 
-SwiGLU: "GLU Variants Improve Transformer" (Shazeer, 2020, arXiv:2002.05202). Squared ReLU:
+SwiGLU and GeGLU: "GLU Variants Improve Transformer" (Shazeer, 2020, arXiv:2002.05202). Squared ReLU:
 "Primer: Searching for Efficient Transformers for Language Modeling" (So et al., 2021,
 arXiv:2109.08668); StarReLU: "MetaFormer Baselines for Vision" (Yu et al., 2022, arXiv:2210.13452).
 """
@@ -70,14 +70,19 @@ class FeedForward(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    """down(silu(gate(x)) * up(x)): the gate decides, per hidden unit, how much of `up` passes."""
+    """down(act(gate(x)) * up(x)): the gate decides, per hidden unit, how much of `up` passes.
 
-    def __init__(self, d_model: int, d_ff: int, bias: bool = False, dropout: float = 0.0):
+    act = SiLU is SwiGLU (Llama); act = GELU-tanh is GeGLU (Gemma, Griffin), same paper."""
+
+    def __init__(
+        self, d_model: int, d_ff: int, bias: bool = False, dropout: float = 0.0, activation: str = "silu"
+    ):
         super().__init__()
         self.gate = nn.Linear(d_model, d_ff, bias=bias)
         self.up = nn.Linear(d_model, d_ff, bias=bias)
         self.down = nn.Linear(d_ff, d_model, bias=bias)
+        self.act = F.silu if activation == "silu" else make_activation(activation)
         self.dropout = make_dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.down(F.silu(self.gate(x)) * self.up(x)))
+        return self.dropout(self.down(self.act(self.gate(x)) * self.up(x)))

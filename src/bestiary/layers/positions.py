@@ -141,11 +141,17 @@ class RotaryEmbedding(nn.Module):
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate x (B, H, T, D) by angles given as cos, sin (T, D) or (B, T, D) (from `cos_sin`).
+    """Rotate x (B, H, T, D) by angles given as cos, sin (T, R) or (B, T, R) (from `cos_sin`).
 
-    Separate from `RotaryEmbedding.forward` so that attention can compute one table for q and k."""
-    if cos.dim() == 3:  # (B, T, D) -> (B, 1, T, D): same angle for every head
+    R < D is partial rotary (GPT-NeoX, Griffin): a `RotaryEmbedding(R)` turns the first R dims of
+    each head and leaves the other D - R position-free. Separate from `RotaryEmbedding.forward` so
+    that attention can compute one table for q and k."""
+    if cos.dim() == 3:  # (B, T, R) -> (B, 1, T, R): same angle for every head
         cos, sin = cos[:, None], sin[:, None]
+    rotary_dim = cos.shape[-1]
+    if rotary_dim < x.shape[-1]:
+        turned = apply_rotary(x[..., :rotary_dim], cos, sin)
+        return torch.cat([turned, x[..., rotary_dim:]], dim=-1)  # (B, H, T, D)
     x32 = x.float()  # rotate in float32 even for bf16 activations (a no-op for float32)
     return (x32 * cos + rotate_half(x32) * sin).type_as(x)
 

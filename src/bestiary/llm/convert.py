@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from bestiary.io import CheckpointMismatchError  # one error for every checkpoint that doesn't fit
+from bestiary.models.attention.griffin import HF_RECURRENTGEMMA_NAMES
 from bestiary.models.transformer.decoder_only import HF_GPT2_NAMES, HF_LLAMA_NAMES
 from bestiary.models.transformer.encoder import HF_BERT_NAMES
 from bestiary.models.transformer.encoder_decoder import HF_T5_NAMES
@@ -197,3 +198,15 @@ def t5_config(hf: Mapping[str, Any]) -> dict[str, Any]:
         norm_eps=hf.get("layer_norm_epsilon", 1e-6),
         tie_embeddings=hf.get("tie_word_embeddings", True),
     )
+
+
+# ------------------------------------------------------------------------------- RecurrentGemma
+
+
+def recurrentgemma_state_dict(hf: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """RecurrentGemmaForCausalLM (or RecurrentGemmaModel) state dict -> griffin / hawk state dict.
+
+    RecurrentGemma's RMSNorm scales by (1 + weight) where ours scales by weight: add one."""
+    hf = {("model." + k if not k.startswith(("model.", "lm_head.")) else k): v for k, v in hf.items()}
+    ours = _rename(hf, HF_RECURRENTGEMMA_NAMES, skip=(r"^lm_head\.weight$",))  # tied to the embedding
+    return {name: t + 1 if name.endswith("norm.weight") else t for name, t in ours.items()}
