@@ -10,7 +10,7 @@ every transformer injects position somewhere:
   position, so q·k depends only on the offset between them ("RoFormer: Enhanced Transformer with
   Rotary Position Embedding", Su et al., 2021, arXiv:2104.09864). Context extension hooks: linear
   position interpolation (Chen et al., 2023, arXiv:2306.15595), "NTK-aware" base scaling, or any
-  callable that rewrites the frequencies (YaRN, Llama-3 style).
+  callable that rewrites the frequencies (`YaRN` below, Llama-3 style).
 - ALiBi: no embedding at all, a per-head linear penalty on distance added to the scores ("Train
   Short, Test Long", Press et al., 2021, arXiv:2108.12409).
 - `RelativePositionBias`: T5's learned bias per (head, bucketed distance) ("Exploring the Limits of
@@ -88,7 +88,9 @@ class RotaryEmbedding(nn.Module):
       scaling_type="linear", scaling_factor=s: positions are divided by s (position interpolation);
       scaling_type="ntk", scaling_factor=s: theta is raised to theta * s^(D/(D-2)) so the lowest
         frequency stretches by s while the highest barely moves;
-      scaling=f: any callable inv_freq (D/2,) -> new inv_freq (D/2,), applied last (YaRN, Llama 3).
+      scaling=f: any callable inv_freq (D/2,) -> new inv_freq (D/2,), applied last (`YaRN`, Llama 3);
+      attention_factor=m: cos and sin are multiplied by m, so every q·k score by m² (YaRN's
+        temperature: longer contexts flatten attention, a slightly larger scale sharpens it back).
     """
 
     def __init__(
@@ -98,8 +100,10 @@ class RotaryEmbedding(nn.Module):
         scaling_factor: float = 1.0,
         scaling_type: str = "linear",
         scaling: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        attention_factor: float = 1.0,
     ):
         super().__init__()
+        self.attention_factor = attention_factor
         if head_dim % 2:
             raise ValueError(f"RoPE needs an even head_dim, got {head_dim}")
         if scaling_type not in ("linear", "ntk"):
@@ -133,11 +137,72 @@ class RotaryEmbedding(nn.Module):
             inv_freq = self._inv_freq_on[positions.device] = self.inv_freq.to(positions.device)
         angles = positions.float()[..., None] * self.position_scale * inv_freq  # (..., T, D/2)
         angles = torch.cat([angles, angles], dim=-1)  # (..., T, D): pair i uses dims i and i + D/2
+        if self.attention_factor != 1.0:
+            return angles.cos() * self.attention_factor, angles.sin() * self.attention_factor
         return angles.cos(), angles.sin()
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Rotate x (B, H, T, D) by its positions: (T,) shared by the batch, or (B, T)."""
         return apply_rotary(x, *self.cos_sin(positions.to(x.device)))
+
+
+class YaRN:
+    """YaRN's frequencies for a context `factor` times longer than the one trained on.
+
+    Paper: "YaRN: Efficient Context Window Extension of Large Language Models" (Peng, Quesnelle,
+    Fan & Shippole, 2023, arXiv:2309.00071), "NTK-by-parts" interpolation (Sec. 3.2) plus a
+    temperature (Sec. 3.4).
+
+    RoPE pair i turns by angle p * θ_i. Over the original context of L positions it completes
+    L θ_i / 2π rotations. High-frequency pairs (many rotations) encode short offsets, which a longer
+    context does not change: leave them alone (extrapolate). Low-frequency pairs (less than one
+    rotation over L) would meet angles never seen in training: divide their frequency by `factor`
+    (interpolate, as position interpolation does for every pair). In between, blend linearly. The
+    boundaries are the pairs completing `beta_fast` (32) and `beta_slow` (1) rotations over L; like
+    the authors' code (and `transformers`), the blend is linear in the pair index between those two
+    pairs, rounded outwards to whole pairs.
+
+    The temperature: attention logits are multiplied by (0.1 ln(factor) + 1)², applied as
+    `attention_factor` = 0.1 ln(factor) + 1 on both cos and sin.
+
+        yarn = YaRN(factor=4, original_max_seq_len=2048, head_dim=64, theta=10000)
+        rope = RotaryEmbedding(64, 10000, scaling=yarn, attention_factor=yarn.attention_factor)
+    """
+
+    def __init__(
+        self,
+        factor: float,
+        original_max_seq_len: int,
+        *,
+        head_dim: int,
+        theta: float = 10000.0,
+        beta_fast: float = 32.0,
+        beta_slow: float = 1.0,
+    ):
+        if factor < 1:
+            raise ValueError(f"YaRN extends a context: factor must be >= 1, got {factor}")
+        self.factor, self.original_max_seq_len = factor, original_max_seq_len
+        self.head_dim, self.theta = head_dim, theta
+        self.beta_fast, self.beta_slow = beta_fast, beta_slow
+        self.attention_factor = 0.1 * math.log(factor) + 1.0 if factor > 1 else 1.0
+
+    def pair_with_rotations(self, n_rotations: float) -> float:
+        """The (fractional) pair index i whose wavelength fits n_rotations times into the original
+        context: L θ_i / 2π = n_rotations with θ_i = theta^(-2i/D), solved for i."""
+        L, D = self.original_max_seq_len, self.head_dim
+        return D * math.log(L / (n_rotations * 2 * math.pi)) / (2 * math.log(self.theta))
+
+    def __call__(self, inv_freq: torch.Tensor) -> torch.Tensor:
+        n_pairs = inv_freq.shape[0]
+        first = max(math.floor(self.pair_with_rotations(self.beta_fast)), 0)  # last pair left alone
+        last = min(
+            math.ceil(self.pair_with_rotations(self.beta_slow)), self.head_dim - 1
+        )  # fully interpolated
+        if first == last:
+            last += 0.001  # a single boundary: avoid dividing by zero
+        pair = torch.arange(n_pairs, dtype=inv_freq.dtype)
+        interpolate = ((pair - first) / (last - first)).clamp(0, 1)  # 0: keep θ_i, 1: θ_i / factor
+        return inv_freq * (1 - interpolate) + inv_freq / self.factor * interpolate
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
