@@ -9,6 +9,9 @@ position 10,000. Each such mixer returns a `RecurrentState` from `init_cache(bat
     state = mixer.init_cache(batch)
     y = mixer(x, cache=state)          # reads state["h"], writes the new one back
 
+(Hyena is the one exception: its filters are as long as the text, so its state holds the history
+of its long-convolution inputs and grows; see `layers/hyena.py`.)
+
 Tensors start as None ("nothing read yet": the mixer uses its zero / initial state), so a cache
 can be made before the model's device and dtype are known. The state checks what a wrong cache
 would otherwise turn into silent garbage:
