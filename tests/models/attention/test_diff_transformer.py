@@ -13,6 +13,7 @@ import bestiary
 from bestiary.models.attention.diff_transformer import (
     Config,
     DifferentialAttention,
+    DifferentialAttentionV2,
     DiffTransformer,
     differential_attention,
     lambda_init,
@@ -88,13 +89,56 @@ def test_mixer_matches_a_numpy_forward_of_the_paper():
     np.testing.assert_allclose(mixer(x)[0].detach().numpy(), expected, rtol=1e-6, atol=1e-7)
 
 
-def test_cached_decoding_equals_the_full_forward():
+@pytest.mark.parametrize("version, n_kv_heads", [(1, None), (2, None), (2, 1)])
+def test_cached_decoding_equals_the_full_forward(version, n_kv_heads):
     torch.manual_seed(0)
-    model = DiffTransformer(Config(vocab_size=40, d_model=32, n_layers=2, n_heads=2, d_ff=48)).double().eval()
+    config = Config(
+        vocab_size=40, d_model=32, n_layers=2, n_heads=2, d_ff=48, version=version, n_kv_heads=n_kv_heads
+    )
+    model = DiffTransformer(config).double().eval()
     with torch.no_grad():
         assert_cached_equals_full(model, torch.randint(0, 40, (2, 9)), rtol=1e-10, atol=1e-10)
 
 
 def test_bad_head_split_is_refused():
     with pytest.raises(ValueError, match="4 \\* n_heads"):
-        bestiary.build("diff_transformer", tiny=True, d_model=40, n_heads=4)
+        bestiary.build("diff_transformer", tiny=True, d_model=40, n_heads=4, version=1)
+
+
+def test_v2_mixer_matches_the_equations_written_out():
+    # 2h query heads over h_kv key/value heads; pairs (2i, 2i+1) share keys and values and are subtracted
+    torch.manual_seed(0)
+    d_model, h, h_kv, d, T = 16, 4, 2, 4, 7
+    mixer = DifferentialAttentionV2(d_model, h, n_kv_heads=h_kv, head_dim=d).double()
+    x = torch.randn(1, T, d_model, dtype=torch.float64)
+    q = (x @ mixer.q_proj.weight.T).view(T, 2 * h, d)
+    k = (x @ mixer.k_proj.weight.T).view(T, h_kv, d)
+    v = (x @ mixer.v_proj.weight.T).view(T, h_kv, d)
+    lam = torch.sigmoid(x[0] @ mixer.lambda_proj.weight.T)  # (T, h)
+    group = 2 * h // h_kv  # query heads per key/value head
+    out = torch.zeros(T, h, d, dtype=torch.float64)
+    for i in range(h):
+        maps = []
+        for head in (2 * i, 2 * i + 1):
+            kv = head // group
+            scores = q[:, head] @ k[:, kv].T / d**0.5
+            scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+            maps.append(scores.softmax(-1) @ v[:, kv])
+        out[:, i] = maps[0] - lam[:, i : i + 1] * maps[1]
+    expected = out.reshape(T, h * d) @ mixer.out_proj.weight.T
+    torch.testing.assert_close(mixer(x)[0], expected)
+
+
+def test_v2_with_a_closed_lambda_gate_is_ordinary_attention_of_the_even_heads():
+    torch.manual_seed(0)
+    mixer = DifferentialAttentionV2(16, 2, n_kv_heads=2, head_dim=8).double()
+    with torch.no_grad():
+        mixer.lambda_proj.weight.zero_()
+        mixer.lambda_proj.weight[:, 0] = -1e4  # sigmoid(λ) -> 0 for positive x[..., 0]
+    x = torch.randn(1, 5, 16, dtype=torch.float64)
+    x[..., 0] = x[..., 0].abs() + 1
+    q = mixer._split_heads(mixer.q_proj(x), 4)[:, 0::2]  # the first head of each pair
+    k, v = mixer._split_heads(mixer.k_proj(x), 2), mixer._split_heads(mixer.v_proj(x), 2)
+    plain = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)  # (1, 2, 5, 8)
+    expected = mixer.out_proj(plain.transpose(1, 2).reshape(1, 5, 16))
+    torch.testing.assert_close(mixer(x), expected)

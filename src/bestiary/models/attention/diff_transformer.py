@@ -17,8 +17,13 @@ the heads' statistics now differ a lot) and scaled by (1 - λ_init) to keep the 
 standard transformer. A model with h DIFF heads of width d has the parameters of one with 2h
 softmax heads of width d.
 
-Simplified: this is the first paper's DIFF attention (V1); the catalog's "V2" entry is taken to be
-this idea, as no separate V2 paper is available here. No grouped k/v heads.
+DIFF V2 (Ye, Dong, Sun & Wei, Jan 2026, blog post and code in microsoft/unilm; the `version=2`
+default here) keeps the idea and drops what made V1 awkward in production: it doubles the query
+heads (2h heads of the baseline width d) over unchanged key/value heads, runs ordinary (GQA)
+attention, which any fused kernel can do, then subtracts paired heads that share keys and values,
+    out_i = attn_{2i} - sigmoid(λ_{t,i}) attn_{2i+1},   λ_{t,i} = (W_λ x_t)_i per token and head,
+with no per-head RMSNorm (found unstable late in large pre-training) and no exp reparameterisation
+of λ. The output is h heads of width d again: the output projection is the baseline's.
 """
 
 from __future__ import annotations
@@ -27,13 +32,14 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers import Block, KVCache, RMSNorm, RotaryEmbedding, make_mlp
+from bestiary.layers import Block, KVCache, MultiHeadAttention, RMSNorm, RotaryEmbedding, make_mlp
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.masks import causal_mask
 from bestiary.layers.positions import apply_rotary
-from bestiary.options import Rule
+from bestiary.options import Rule, option
 from bestiary.registry import register
 
 
@@ -127,13 +133,63 @@ class DifferentialAttention(nn.Module):
         return self.out_proj(heads.transpose(1, 2).reshape(B, T, H * 2 * d))  # (B, T, d_model)
 
 
+class DifferentialAttentionV2(MultiHeadAttention):
+    """DIFF V2: ordinary causal attention with 2 * n_heads query heads over n_kv_heads key/value heads;
+    query heads 2i and 2i+1 (one GQA group: the same keys and values) are subtracted,
+    out_i = attn_2i - sigmoid(λ_i) attn_2i+1, with λ (B, T, n_heads) projected from x."""
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        *,
+        n_kv_heads: int,
+        head_dim: int,
+        rope: RotaryEmbedding | None = None,
+    ):
+        super().__init__(
+            d_model, 2 * n_heads, n_kv_heads=n_kv_heads, head_dim=head_dim, bias=False, causal=True, rope=rope
+        )
+        self.n_diff_heads = n_heads
+        self.out_proj = nn.Linear(n_heads * head_dim, d_model, bias=False)  # h heads after the difference
+        self.lambda_proj = nn.Linear(d_model, n_heads, bias=False)
+
+    def forward(
+        self, x: torch.Tensor, *, cache: KVCache | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        check_sequence(x, self.d_model)
+        B, T, _ = x.shape
+        start = 0 if cache is None else cache.length
+        q, k, v = self._project_qkv(x)
+        q = self._split_heads(q, self.n_heads)  # (B, 2h, T, d)
+        k, v = self._split_heads(k, self.n_kv_heads), self._split_heads(v, self.n_kv_heads)  # (B, Hkv, T, d)
+        if self.rope is not None:
+            cos, sin = self.rope.cos_sin(torch.arange(start, start + T, device=x.device))
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if cache is not None:
+            k, v = cache.update(k, v)  # (B, Hkv, Tk, d)
+        if cache is None or T == 1:  # a whole sequence (causal), or one new token (sees every key)
+            attn_mask, is_causal = None, cache is None
+        else:  # a chunk after cached positions: the causal mask aligned to the end
+            attn_mask, is_causal = causal_mask(T, k.shape[-2], x.device), False
+        heads = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, is_causal=is_causal, enable_gqa=True
+        )
+        first, second = heads[:, 0::2], heads[:, 1::2]  # (B, h, T, d) each: pairs share keys and values
+        lam = torch.sigmoid(self.lambda_proj(x)).transpose(1, 2)[..., None]  # (B, h, T, 1)
+        out = first - lam * second  # (B, h, T, d)
+        return self.out_proj(out.transpose(1, 2).reshape(B, T, self.n_diff_heads * self.head_dim))
+
+
 @dataclass(kw_only=True)
 class Config:
     vocab_size: int = 256
     d_model: int = 128
     n_layers: int = 4
-    n_heads: int = 4  # DIFF heads: each is two softmax heads of width head_dim
-    head_dim: int | None = None  # None = d_model // (2 * n_heads)
+    n_heads: int = 4  # DIFF heads: each is the difference of two softmax heads of width head_dim
+    n_kv_heads: int | None = None  # version 2 only: key/value heads (None: n_heads)
+    head_dim: int | None = None  # None: d_model // n_heads (version 2), d_model // (2 * n_heads) (version 1)
+    version: int = option(2, choices=(1, 2))  # DIFF V2 (2026) or the first paper's DIFF attention
     d_ff: int = 352
     max_seq_len: int = 1024
     rope_theta: float = 10000.0
@@ -145,7 +201,7 @@ class Config:
     "diff_transformer",
     family="attention",
     config=Config,
-    summary="Differential attention: the difference of two softmax maps (weighted by a learned λ) cancels attention noise.",
+    summary="Differential attention (V2 by default, V1 as version=1): the difference of two softmax maps cancels attention noise.",
     paper="Differential Transformer",
     year=2024,
     arxiv="2410.05258",
@@ -155,7 +211,7 @@ class Config:
     outputs="logits (B, T, vocab_size)",
     rules=[
         Rule(
-            lambda c: c.head_dim is not None or c.d_model % (4 * c.n_heads) == 0,
+            lambda c: c.version == 2 or c.head_dim is not None or c.d_model % (4 * c.n_heads) == 0,
             "d_model must be divisible by 4 * n_heads (two query halves per head, each of even width "
             "for RoPE), or give head_dim",
             ("d_model", "n_heads"),
@@ -163,19 +219,42 @@ class Config:
         Rule(
             lambda c: c.head_dim is None or c.head_dim % 2 == 0, "head_dim must be even (RoPE)", ("head_dim",)
         ),
+        Rule(
+            lambda c: c.version == 1 or c.head_dim is not None or c.d_model % c.n_heads == 0,
+            "d_model must be divisible by n_heads, or give head_dim",
+            ("d_model", "n_heads", "version"),
+        ),
+        Rule(
+            lambda c: c.version == 2 or c.n_kv_heads is None,
+            "n_kv_heads needs version=2 (DIFF V1 has no grouped key/value heads)",
+            ("n_kv_heads", "version"),
+        ),
+        Rule(
+            lambda c: c.n_kv_heads is None or c.n_heads % c.n_kv_heads == 0,
+            "n_heads must be a multiple of n_kv_heads (each pair of query heads shares one key/value head)",
+            ("n_heads", "n_kv_heads"),
+        ),
     ],
 )
 class DiffTransformer(CausalLM):
     def __init__(self, config: Config):
         c = config
-        head_dim = c.head_dim or c.d_model // (2 * c.n_heads)
+        head_dim = c.head_dim or (c.d_model // c.n_heads if c.version == 2 else c.d_model // (2 * c.n_heads))
         rope = RotaryEmbedding(head_dim, c.rope_theta)
+
+        def mixer(i: int) -> nn.Module:
+            if c.version == 2:
+                return DifferentialAttentionV2(
+                    c.d_model, c.n_heads, n_kv_heads=c.n_kv_heads or c.n_heads, head_dim=head_dim, rope=rope
+                )
+            return DifferentialAttention(
+                c.d_model, c.n_heads, layer_index=i, head_dim=c.head_dim, rope=rope, norm_eps=c.norm_eps
+            )
+
         blocks = [
             Block(
                 c.d_model,
-                DifferentialAttention(
-                    c.d_model, c.n_heads, layer_index=i, head_dim=c.head_dim, rope=rope, norm_eps=c.norm_eps
-                ),
+                mixer(i),
                 make_mlp("swiglu", c.d_model, c.d_ff),
                 norm="rmsnorm",
                 norm_eps=c.norm_eps,
