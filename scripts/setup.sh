@@ -50,4 +50,11 @@ if [ ! -f "$stamp" ]; then
   rm -f "$VENV"/.bestiary-installed-*
   touch "$stamp"
 fi
+# 4. Triton for lesson T16 only, in its own folder (not on the venv's path): while triton is importable,
+#    transformers routes Qwen3Next/KimiLinear to GPU kernels that fail on CPU. T16 adds .triton to
+#    sys.path in its own kernel and runs its kernel with TRITON_INTERPRET=1 (no GPU, no compiler).
+if [ ! -f .triton/triton/__init__.py ]; then
+  say "triton 3.9.0 for lesson T16 in .triton/ (kept off the venv's path)"
+  pip_quiet "$VENV/bin/python" -m pip --disable-pip-version-check -q install --no-deps --target .triton triton==3.9.0
+fi
 say "set-up done"
