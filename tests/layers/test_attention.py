@@ -12,6 +12,7 @@ from bestiary.layers import (
     KVCache,
     MultiHeadAttention,
     RotaryEmbedding,
+    ShapeError,
     causal_mask,
     padding_mask,
     scaled_dot_product_attention,
@@ -305,3 +306,26 @@ def test_fused_qkv_equals_three_projections_with_the_same_weights(n_kv_heads, cr
     for grad in (True, False):
         with torch.set_grad_enabled(grad):
             torch.testing.assert_close(fused(*inputs), three(*inputs), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "mask, error, message",
+    [
+        (torch.ones(2, 5), TypeError, "must be boolean"),  # a float mask: additive or keep? refused
+        (torch.ones(2, 4, dtype=torch.bool), ShapeError, r"\(B, T_keys\) = \(2, 5\)"),
+        (torch.ones(3, 5, dtype=torch.bool), ShapeError, r"\(B, T_keys\) = \(2, 5\)"),
+        (torch.ones(5, dtype=torch.bool), ShapeError, "broadcastable"),
+        (torch.ones(2, 3, 5, 5, dtype=torch.bool), ShapeError, "broadcastable"),  # 3 heads, not 4
+    ],
+)
+def test_masks_of_the_wrong_dtype_or_shape_are_refused_by_name(mask, error, message):
+    attention = MultiHeadAttention(16, 4, causal=True)
+    with pytest.raises(error, match=message):
+        attention(torch.randn(2, 5, 16), mask=mask)
+
+
+def test_integer_padding_masks_from_tokenizers_still_work():
+    torch.manual_seed(0)
+    attention = MultiHeadAttention(16, 4).eval()
+    x, keep = torch.randn(2, 5, 16), torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    torch.testing.assert_close(attention(x, mask=keep), attention(x, mask=keep.bool()))

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.checks import check_shape
+from bestiary.layers.checks import ShapeError, check_shape
 from bestiary.layers.kv_cache import KVCache
 from bestiary.layers.masks import causal_mask, combine_masks, padding_mask, sliding_window_mask
 from bestiary.layers.positions import RotaryEmbedding, alibi_bias, apply_rotary
@@ -100,6 +100,29 @@ def scaled_dot_product_attention(
     if dropout_p > 0:
         weights = F.dropout(weights, dropout_p)
     return weights @ v  # (B, H, Tq, D): weighted average of the values
+
+
+def check_attention_mask(mask: torch.Tensor, batch: int, n_heads: int, t_query: int, t_key: int) -> None:
+    """A mask is boolean or 0/1 integers (True / 1 = may attend), either (B, T_keys) padding or 4-D,
+    broadcastable to (B, H, T_query, T_keys). A floating-point mask is refused: an additive mask
+    (0 / -inf, the convention of some libraries) read as keep / drop would invert it."""
+    if mask.is_floating_point() or mask.is_complex():
+        raise TypeError(
+            f"mask must be boolean (True = may attend), got {mask.dtype}; an additive float mask "
+            "(0 = keep, -inf = drop) converts with `mask == 0`"
+        )
+    if mask.dim() == 2:
+        if tuple(mask.shape) != (batch, t_key):
+            raise ShapeError(
+                f"a 2-D mask is padding of shape (B, T_keys) = ({batch}, {t_key}), got {tuple(mask.shape)}"
+            )
+        return
+    expected = (batch, n_heads, t_query, t_key)
+    if mask.dim() != 4 or any(m not in (1, e) for m, e in zip(mask.shape, expected)):
+        raise ShapeError(
+            f"mask must be (B, T_keys) padding or broadcastable to (B, H, T_query, T_keys) = {expected}, "
+            f"got {tuple(mask.shape)}"
+        )
 
 
 class MultiHeadAttention(nn.Module):
@@ -214,6 +237,8 @@ class MultiHeadAttention(nn.Module):
         """Heads (B, H, T, Dh) and (B, Hkv, Tk, Dh) -> output (B, T, d_model)."""
         B, _, T, _ = q.shape
         t_key = k.shape[-2]
+        if mask is not None:
+            check_attention_mask(mask, B, self.n_heads, T, t_key)
         if mask is not None and mask.dim() == 2:  # (B, Tk) padding: True = a real token
             mask = padding_mask(mask)  # (B, 1, 1, Tk)
         bias = None
