@@ -52,8 +52,13 @@ def scaled_dot_product_attention(
     *,
     scale: float | None = None,
     attn_bias: torch.Tensor | None = None,
+    sinks: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """softmax(q kᵀ * scale + attn_bias) v over the last two dims; scale defaults to 1/sqrt(d).
+
+    `sinks` (H,): a learned logit per head that joins every row's softmax as one more "key" whose
+    value is zero (GPT-OSS's attention sinks): a head can put weight there to attend to nothing,
+    instead of dumping it on the first token. It runs the manual path.
 
     q (B, H, Tq, D), k and v (B, H_kv, Tk, D) with H a multiple of H_kv (grouped-query). `mask` is boolean (True = may attend), broadcastable to
     (B, H, Tq, Tk). `is_causal` lets query i see keys <= i (aligned to the end when Tk > Tq, as in
@@ -67,6 +72,7 @@ def scaled_dot_product_attention(
     if n_heads % n_kv_heads:
         raise ValueError(f"q has {n_heads} heads, not a multiple of the {n_kv_heads} key/value heads")
     gqa = n_kv_heads != n_heads
+    manual = manual or sinks is not None  # the fused kernels have no sink column
     if gqa and manual:  # each group of query heads shares one k/v head: repeat them explicitly
         k = k.repeat_interleave(n_heads // n_kv_heads, dim=1)  # (B, H, Tk, D)
         v = v.repeat_interleave(n_heads // n_kv_heads, dim=1)
@@ -96,7 +102,11 @@ def scaled_dot_product_attention(
         scores = scores + attn_bias
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))  # exp(-inf) = 0: no weight on hidden keys
-    weights = scores.softmax(dim=-1)  # each row sums to 1
+    if sinks is not None:  # one more column per row: the sink's logit, a key with a zero value
+        sink_column = sinks.view(1, -1, 1, 1).expand(scores.shape[0], -1, t_query, 1).to(scores.dtype)
+        weights = torch.cat([scores, sink_column], dim=-1).softmax(dim=-1)[..., :-1]  # rows sum to <= 1
+    else:
+        weights = scores.softmax(dim=-1)  # each row sums to 1
     if dropout_p > 0:
         weights = F.dropout(weights, dropout_p)
     return weights @ v  # (B, H, Tq, D): weighted average of the values
@@ -157,6 +167,7 @@ class MultiHeadAttention(nn.Module):
         scale: float | None = None,
         fused_qkv: bool = False,
         manual: bool = False,
+        sinks: bool = False,
     ):
         super().__init__()
         n_kv_heads = n_kv_heads or n_heads
@@ -192,6 +203,8 @@ class MultiHeadAttention(nn.Module):
             self.k_proj = nn.Linear(d_model, n_kv_heads * head_dim, bias=k_bias)
             self.v_proj = nn.Linear(d_model, n_kv_heads * head_dim, bias=v_bias)
         self.out_proj = nn.Linear(n_heads * head_dim, d_model, bias=bias if out_bias is None else out_bias)
+        # GPT-OSS's attention sinks: one learned logit per head (see scaled_dot_product_attention)
+        self.sinks = nn.Parameter(torch.zeros(n_heads)) if sinks else None
 
     def init_cache(self, batch: int, **_: object) -> KVCache:
         """An empty KVCache (it sizes itself from the first keys it stores)."""
@@ -255,7 +268,16 @@ class MultiHeadAttention(nn.Module):
         # query heads shares one k/v head (SDPA's enable_gqa; the manual path repeats them)
         dropout_p = self.dropout if self.training else 0.0
         out = scaled_dot_product_attention(
-            q, k, v, mask, is_causal, dropout_p, self.manual, scale=self.scale, attn_bias=bias
+            q,
+            k,
+            v,
+            mask,
+            is_causal,
+            dropout_p,
+            self.manual,
+            scale=self.scale,
+            attn_bias=bias,
+            sinks=self.sinks,
         )  # (B, H, T, Dh)
         out = out.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)  # (B, T, H*Dh)
         return self.out_proj(out)
