@@ -177,6 +177,21 @@ def test_cached_decoding_equals_the_full_forward(name):
     assert torch.equal(cached, uncached), f"{name}: cached and uncached greedy decoding disagree"
 
 
+@pytest.mark.parametrize("name", LANGUAGE_MODELS)
+def test_a_cache_from_another_model_or_for_another_batch_is_refused(name):
+    """Another model's keys or states would give plausible-looking garbage: refuse them by name."""
+    if name in NO_INCREMENTAL_DECODING:
+        pytest.skip(NO_INCREMENTAL_DECODING[name])
+    model, other = _build_lm(name), _build_lm(name)
+    vocab = model.config.vocab_size if hasattr(model, "config") else model.vocab_size
+    tokens = torch.randint(0, vocab, (2, 3))
+    with torch.no_grad():
+        with pytest.raises(ValueError, match="another"):
+            model(tokens, cache=other.init_cache(2))
+        with pytest.raises(ValueError, match="batch"):
+            model(tokens, cache=model.init_cache(3))
+
+
 # --------------------------------------------------------------------------- one vocabulary
 # Names that mean an option the vocabulary already has (DESIGN.md, "Registry contract")
 SYNONYMS = {

@@ -77,8 +77,10 @@ def test_cached_decoding_equals_the_full_forward_with_a_constant_size_state():
 
 def test_a_cache_from_another_model_or_batch_is_refused():
     model, other = _model(), _model()
-    with pytest.raises(ValueError, match="made by another EMAMixer"):
+    with pytest.raises(ValueError, match="made by another EMALM"):  # the model's Cache checks its owner
         model(torch.zeros(2, 3, dtype=torch.long), cache=other.init_cache(2))
+    with pytest.raises(ValueError, match="made by another EMAMixer"):  # and each layer's state its own
+        model.blocks[0].mixer(torch.zeros(2, 3, 8), cache=other.blocks[0].mixer.init_cache(2))
     with pytest.raises(ValueError, match="made for batch 3"):
         model(torch.zeros(2, 3, dtype=torch.long), cache=model.init_cache(3))
 

@@ -76,7 +76,7 @@ class CausalLM(nn.Module):
     def init_cache(self, batch: int = 1) -> Cache:
         """An empty decoding cache: one per block (KV cache or fixed-size state), and the count of
         positions seen."""
-        return Cache([block.init_cache(batch) for block in self.blocks])
+        return Cache([block.init_cache(batch) for block in self.blocks], owner=self, batch=batch)
 
     def forward_features(
         self, tokens: torch.Tensor, *, cache: Cache | None = None, padding_mask: torch.Tensor | None = None
@@ -93,11 +93,13 @@ class CausalLM(nn.Module):
         max_len = getattr(c, "max_seq_len", None)
         if max_len is not None and start + tokens.shape[1] > max_len:
             raise ValueError(f"positions up to {start + tokens.shape[1]} exceed max_seq_len={max_len}")
-        if cache is not None and len(cache.layers) != len(self.blocks):
-            raise ValueError(
-                f"this cache has {len(cache.layers)} layers, the model {len(self.blocks)}: it was made by "
-                "another model; use model.init_cache(batch)"
-            )
+        if cache is not None:
+            cache.check(self, tokens.shape[0])
+            if len(cache.layers) != len(self.blocks):
+                raise ValueError(
+                    f"this cache has {len(cache.layers)} layers, the model {len(self.blocks)}: it was made by "
+                    "another model; use model.init_cache(batch)"
+                )
         x = self.tok_embed(tokens)  # (B, T, d_model)
         if getattr(c, "embed_scale", False):  # Gemma: embeddings tied to the head are small; scale up
             x = x * math.sqrt(c.d_model)

@@ -17,6 +17,7 @@ absolute position of the next token, which learned position tables and RoPE need
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -75,9 +76,25 @@ class Cache:
     (`advance`), so it is right for any mixer, including those whose state does not grow.
     """
 
-    def __init__(self, layers: Sequence[Any]):
+    def __init__(self, layers: Sequence[Any], *, owner: Any = None, batch: int | None = None):
         self.layers = list(layers)
         self.length = 0
+        # the model that made it and the batch size it was made for, checked by `check` (optional:
+        # a cache made without them checks nothing)
+        self._owner = None if owner is None else weakref.ref(owner)
+        self.owner_name = None if owner is None else type(owner).__name__
+        self.batch = batch
+
+    def check(self, owner: Any, batch: int) -> None:
+        """Refuse a cache made by another model, or for another batch size, before anything is read:
+        another model's keys or states would give plausible-looking garbage."""
+        if self._owner is not None and self._owner() is not owner:
+            raise ValueError(
+                f"this cache was made by another {self.owner_name}: make one for this model with "
+                "model.init_cache(batch)"
+            )
+        if self.batch is not None and batch != self.batch:
+            raise ValueError(f"this cache was made for batch {self.batch}, but the input has batch {batch}")
 
     def __len__(self) -> int:
         return self.length

@@ -284,7 +284,7 @@ class RecurrentStack(nn.Module):
 
     def init_cache(self, batch: int = 1) -> Cache:
         """One fixed-size state per layer, and the count of positions read."""
-        return Cache([layer.init_cache(batch) for layer in self.layers])
+        return Cache([layer.init_cache(batch) for layer in self.layers], owner=self, batch=batch)
 
     def forward_features(self, x: torch.Tensor, *, cache: Cache | None = None) -> torch.Tensor:
         """A sequence model has no head: its features are its output (B, T, d_model)."""
@@ -292,6 +292,8 @@ class RecurrentStack(nn.Module):
 
     def forward(self, x: torch.Tensor, *, cache: Cache | None = None) -> torch.Tensor:
         check_shape(x, "B T D", name="x", D=self.in_dim)
+        if cache is not None:
+            cache.check(self, x.shape[0])
         if cache is not None and len(cache.layers) != len(self.layers):
             raise ValueError(
                 f"this cache has {len(cache.layers)} layers, the model {len(self.layers)}: "

@@ -44,5 +44,5 @@ def test_whole_equals_chunked_equals_token_by_token():
 
 def test_a_cache_from_another_model_is_refused():
     model, other = _model(), _model()
-    with pytest.raises(ValueError, match="made by another GRUMixer"):
+    with pytest.raises(ValueError, match="made by another GRU"):
         model(torch.randn(2, 3, 4, dtype=torch.float64), cache=other.init_cache(2))

@@ -22,6 +22,7 @@ self-attention over its own states (the papers attend from a decoder to an encod
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -39,9 +40,10 @@ SCORES = ("additive", "general", "dot")
 class TemporalCache(KVExtrasCache):
     """The GRU's state (n_layers, B, d_model) and every past top-layer state (B, T, d_model)."""
 
-    def __init__(self, batch: int) -> None:
+    def __init__(self, batch: int, owner: nn.Module) -> None:
         super().__init__(("states",))
         self.batch = batch
+        self.owner = weakref.ref(owner)  # the model that made it
         self.rnn_state: torch.Tensor | None = None
 
     def crop(self, length: int) -> None:
@@ -121,7 +123,7 @@ class TemporalAttentionRNN(nn.Module):
         self.attention = TemporalAttention(c.d_model, c.score)
 
     def init_cache(self, batch: int = 1) -> TemporalCache:
-        return TemporalCache(batch)
+        return TemporalCache(batch, owner=self)
 
     def forward_features(self, x: torch.Tensor, *, cache: TemporalCache | None = None) -> torch.Tensor:
         return self.forward(x, cache=cache)
@@ -129,6 +131,8 @@ class TemporalAttentionRNN(nn.Module):
     def forward(self, x: torch.Tensor, *, cache: TemporalCache | None = None) -> torch.Tensor:
         """x (B, T, in_dim) -> (B, T, d_model). With `cache`, x holds the steps after those read."""
         check_shape(x, "B T D", name="x", D=self.config.in_dim)
+        if cache is not None and cache.owner() is not self:
+            raise ValueError("this cache was made by another model: make one with model.init_cache(batch)")
         if cache is not None and cache.batch != x.shape[0]:
             raise ValueError(
                 f"this cache was made for batch {cache.batch}, but the input has batch {x.shape[0]}"

@@ -228,6 +228,8 @@ class TMRoPELM(CausalLM):
         if padding_mask is not None:
             raise ValueError("TMRoPELM takes no padding mask: batch prompts of equal length")
         check_tokens(tokens, self.config.vocab_size)
+        if cache is not None:
+            cache.check(self, tokens.shape[0])
         x = self.tok_embed(tokens)  # (B, T, d_model)
         for i, block in enumerate(self.blocks):
             x = block(x, cache=None if cache is None else cache[i], position_ids=position_ids)

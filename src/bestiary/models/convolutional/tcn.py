@@ -16,6 +16,7 @@ Sequence model: (B, T, in_dim) -> (B, T, d_model); `num_features` = d_model.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -42,9 +43,10 @@ class TCNCache:
     inputs it saw (before the first token, the zeros of its left padding), and how many positions
     have been read. Feeding a sequence whole or in pieces gives the same outputs."""
 
-    def __init__(self, n_convs: int):
+    def __init__(self, n_convs: int, batch: int, owner: nn.Module):
         self.pasts: list[torch.Tensor | None] = [None] * n_convs  # (B, C_in, (k - 1) * dilation) each
         self.length = 0
+        self.batch, self.owner = batch, weakref.ref(owner)  # checked before the cache is read
 
     def __len__(self) -> int:
         return self.length
@@ -128,7 +130,7 @@ class TCN(nn.Module):
     def init_cache(self, batch: int = 1) -> TCNCache:
         """An empty cache for decoding step by step (it holds O(receptive field) inputs, not the
         whole past)."""
-        return TCNCache(n_convs=2 * self.config.n_layers)
+        return TCNCache(n_convs=2 * self.config.n_layers, batch=batch, owner=self)
 
     def forward_features(self, x: torch.Tensor, *, cache: TCNCache | None = None) -> torch.Tensor:
         """A sequence model has no head: its features are its output (B, T, d_model)."""
@@ -138,6 +140,12 @@ class TCN(nn.Module):
         """x (B, T, in_dim) -> (B, T, d_model). With `cache`, x holds the positions after those
         already read, and the convs look back into the cache instead of into zero padding."""
         check_shape(x, "B T D", name="x", D=self.config.in_dim)
+        if cache is not None and cache.owner() is not self:
+            raise ValueError("this cache was made by another TCN: make one with model.init_cache(batch)")
+        if cache is not None and cache.batch != x.shape[0]:
+            raise ValueError(
+                f"this cache was made for batch {cache.batch}, but the input has batch {x.shape[0]}"
+            )
         x = x.transpose(1, 2)  # convs want channels first: (B, in_dim, T)
         for block in self.blocks:
             x = block(x, cache)  # (B, d_model, T)

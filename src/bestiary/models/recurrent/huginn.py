@@ -149,7 +149,7 @@ class Huginn(CausalLM):
         caches = [block.init_cache(batch) for block in self.prelude]
         caches += [block.init_cache(batch) for _ in range(c.n_iterations) for block in self.core]
         caches += [block.init_cache(batch) for block in self.coda]
-        return Cache(caches)
+        return Cache(caches, owner=self, batch=batch)
 
     def initial_state(self, like: torch.Tensor) -> torch.Tensor:
         if self.config.state_init == "zeros":
@@ -182,6 +182,8 @@ class Huginn(CausalLM):
         r = c.n_iterations if n_iterations is None else n_iterations
         if r < 1:
             raise ValueError(f"n_iterations must be >= 1, got {r}")
+        if cache is not None:
+            cache.check(self, tokens.shape[0])
         if cache is not None and r != c.n_iterations:
             raise ValueError(
                 f"this cache holds {c.n_iterations} core iterations; decode with that many, not {r}"

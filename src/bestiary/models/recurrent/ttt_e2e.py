@@ -121,8 +121,8 @@ class TTTE2ECache(Cache):
     """The attention layers' KV caches, plus each sequence's fast weights and the tokens of the
     mini-batch being read (needed for its gradient step when it completes)."""
 
-    def __init__(self, layers: list[object], batch: int):
-        super().__init__(layers)
+    def __init__(self, layers: list[object], batch: int, owner: object):
+        super().__init__(layers, owner=owner, batch=batch)
         self.fast_weights: list[list[torch.Tensor]] | None = None  # None: still the initial W_0
         self.pending = torch.zeros(batch, 0, dtype=torch.long)
 
@@ -162,7 +162,7 @@ class TTTE2E(CausalLM):
         super().__init__(config, static + [FastBlock(c) for _ in range(c.ttt_layers)])
 
     def init_cache(self, batch: int = 1) -> TTTE2ECache:
-        return TTTE2ECache([block.init_cache(batch) for block in self.blocks], batch)
+        return TTTE2ECache([block.init_cache(batch) for block in self.blocks], batch, owner=self)
 
     def _read(self, tokens: torch.Tensor, cache: TTTE2ECache, fast: list[list[torch.Tensor]]) -> torch.Tensor:
         """tokens (B, L) after the cached positions -> final-normed features (B, L, D), with these fast weights."""
@@ -187,6 +187,8 @@ class TTTE2E(CausalLM):
             raise ValueError("TTTE2E trains on its context as it reads it and cannot skip padding")
         if cache is not None and not isinstance(cache, TTTE2ECache):
             raise ValueError("this cache was made by another model: use model.init_cache(batch)")
+        if cache is not None:
+            cache.check(self, tokens.shape[0])
         B, T = tokens.shape
         state = (
             self.init_cache(B) if cache is None else cache

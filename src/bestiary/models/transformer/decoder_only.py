@@ -199,7 +199,7 @@ class DecoderOnly(nn.Module):
 
     def init_cache(self, batch: int = 1) -> Cache:
         """An empty decoding cache: one KVCache per layer, and the count of positions seen."""
-        return Cache([block.init_cache(batch) for block in self.blocks])
+        return Cache([block.init_cache(batch) for block in self.blocks], owner=self, batch=batch)
 
     def forward_features(
         self,
@@ -213,6 +213,8 @@ class DecoderOnly(nn.Module):
         check_tokens(tokens, c.vocab_size)
         start = 0 if cache is None else cache.length  # absolute position of tokens[:, 0]
         B, T = tokens.shape
+        if cache is not None:
+            cache.check(self, B)
         if start + T > c.max_seq_len:
             raise ValueError(f"positions up to {start + T} exceed max_seq_len={c.max_seq_len}")
         if padding_mask is not None:  # (B, T_total): True = a real token, cached positions included
