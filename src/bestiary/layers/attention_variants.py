@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bestiary.layers.attention import MultiHeadAttention
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import Block, prenorm_blocks
 from bestiary.layers.checks import check_shape
 from bestiary.layers.kv_cache import KVCache
 from bestiary.layers.masks import causal_mask
@@ -186,24 +186,18 @@ def normalised_attention_blocks(config: object, make_normaliser: Callable[[], nn
     config needs d_model, n_layers, n_heads, n_kv_heads, head_dim, d_ff, rope_theta, norm_eps."""
     c: Any = config
     rope = RotaryEmbedding(c.head_dim or c.d_model // c.n_heads, c.rope_theta)  # no parameters: shared
-    return [
-        Block(
+    return prenorm_blocks(
+        c,
+        lambda _: NormalisedAttention(
             c.d_model,
-            NormalisedAttention(
-                c.d_model,
-                c.n_heads,
-                make_normaliser(),
-                n_kv_heads=c.n_kv_heads,
-                head_dim=c.head_dim,
-                bias=False,
-                rope=rope,
-            ),
-            make_mlp("swiglu", c.d_model, c.d_ff),
-            norm="rmsnorm",
-            norm_eps=c.norm_eps,
-        )
-        for _ in range(c.n_layers)
-    ]
+            c.n_heads,
+            make_normaliser(),
+            n_kv_heads=c.n_kv_heads,
+            head_dim=c.head_dim,
+            bias=False,
+            rope=rope,
+        ),
+    )
 
 
 class KVExtrasCache(KVCache):

@@ -178,6 +178,31 @@ class Block(nn.Module):
         return self._residual(x, self.mlp_norm, self.mlp, self.mlp_scale, self.mlp_res_scale)
 
 
+def prenorm_blocks(
+    config: Any,
+    make_mixer: Callable[[int], nn.Module],
+    *,
+    mlp: str | None = "swiglu",
+    norm: str = "rmsnorm",
+    mlp_bias: bool = False,
+    dropout: float = 0.0,
+) -> list[Block]:
+    """The block list of most language models: config.n_layers pre-norm `Block`s of config.d_model.
+
+    Layer i gets the token mixer make_mixer(i), then an `mlp` MLP (a `make_mlp` kind) of width
+    config.d_ff with bias `mlp_bias` (None: mixer-only blocks), norms of kind `norm` with
+    config.norm_eps, and `dropout` on every branch. Parts are built in the order mixer, MLP, block,
+    layer after layer, as a written-out loop would build them (so seeded initialisations match)."""
+    blocks = []
+    for i in range(config.n_layers):
+        mixer = make_mixer(i)
+        mlp_module = None if mlp is None else make_mlp(mlp, config.d_model, config.d_ff, mlp_bias, dropout)
+        blocks.append(
+            Block(config.d_model, mixer, mlp_module, norm=norm, norm_eps=config.norm_eps, dropout=dropout)
+        )
+    return blocks
+
+
 def transformer_block(
     d_model: int,
     n_heads: int,

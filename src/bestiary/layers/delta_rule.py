@@ -33,7 +33,9 @@ per head) or (B, T, H, d_k) (per channel); state (B, H, d_k, d_v). Both return (
 final state). Their agreement (outputs and gradients) is tested in tests/layers/test_delta_rule.py.
 
 Also here, because every delta-rule mixer uses them: `ShortConv` (the causal depthwise convolution
-applied to q, k, v), `l2_normalize` and `GatedRMSNorm` (the per-head output norm times a gate).
+applied to q, k, v), `l2_normalize` and `GatedRMSNorm` (the per-head output norm times a gate);
+`short_conv_qkv` (project, convolve, split into heads and normalise q, k: the input stage of
+DeltaNet, Gated DeltaNet and KDA) and `init_mamba2_decay` (the forgetting gates' Mamba-2 start).
 
 Deep memories. The delta rule is one gradient step on ||S^T k - v||^2 / 2 for a *linear* memory.
 Titans (arXiv:2501.00663) and MIRAS (arXiv:2504.13173) take the same step on a small MLP,
@@ -44,6 +46,8 @@ is what distinguishes those models; the MLP's backward is shared.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -207,6 +211,33 @@ class ShortConv(nn.Module):
         y = self.conv(padded.transpose(1, 2)).transpose(1, 2)  # (B, T, C)
         new_window = padded[:, padded.shape[1] - (self.kernel_size - 1) :]  # (B, K - 1, C)
         return self.activation(y), new_window
+
+
+def short_conv_qkv(
+    layer: nn.Module, x: torch.Tensor, window: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The input stage DeltaNet, Gated DeltaNet and KDA share. `layer` has q_proj, k_proj, v_proj
+    (D -> H d each), conv (a `ShortConv` over the three together) and n_heads.
+
+    x (B, T, D), window: the conv's last inputs (None at the start) -> q, k, v (B, T, H, d) and
+    the new window. q and k are L2-normalised (the delta rule's step-size condition), q also scaled
+    by d^-0.5 as attention scales its scores."""
+    B, T, _ = x.shape
+    qkv = torch.cat([layer.q_proj(x), layer.k_proj(x), layer.v_proj(x)], dim=-1)  # (B, T, 3 H d)
+    qkv, window = layer.conv(qkv, window)
+    q, k, v = qkv.view(B, T, 3, layer.n_heads, -1).unbind(dim=2)  # each (B, T, H, d)
+    return l2_normalize(q) * q.shape[-1] ** -0.5, l2_normalize(k), v, window
+
+
+def init_mamba2_decay(A_log: nn.Parameter, dt_bias: nn.Parameter) -> None:
+    """Mamba-2's initialisation of a learned decay log alpha = -exp(A_log) * softplus(a + dt_bias), in
+    place: A ~ U(1, 16) (stored as log A) and time steps dt log-uniform in [1e-3, 0.1] (stored as
+    softplus^{-1}(dt), so a zero input a starts at dt). Gated DeltaNet, Gated DeltaProduct and KDA
+    all start their forgetting gates here."""
+    with torch.no_grad():
+        A_log.copy_(torch.empty(A_log.shape).uniform_(1, 16).log())
+        dt = torch.exp(torch.rand(dt_bias.shape) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
+        dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus^{-1}(dt)
 
 
 class GatedRMSNorm(nn.Module):

@@ -217,7 +217,9 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     if rotary_dim < x.shape[-1]:
         turned = apply_rotary(x[..., :rotary_dim], cos, sin)
         return torch.cat([turned, x[..., rotary_dim:]], dim=-1)  # (B, H, T, D)
-    x32 = x.to(torch.promote_types(x.dtype, torch.float32))  # at least float32 (bf16 -> float32; float64 stays)
+    x32 = x.to(
+        torch.promote_types(x.dtype, torch.float32)
+    )  # at least float32 (bf16 -> float32; float64 stays)
     return (x32 * cos + rotate_half(x32) * sin).type_as(x)
 
 

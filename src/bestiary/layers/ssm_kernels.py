@@ -24,6 +24,7 @@ parallel), decode with the recurrence (O(1) per token). What the models differ i
                              convolution does not wrap the end of the sequence onto its start
     DiagonalSSM              an S4D layer (kernel, convolution and recurrent forms, a carried state),
                              shared by s4d, h3 and gss
+    SSMGLUMixer              the S4 repository's token mixer around any such SSM (S4's and S4D's)
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bestiary.layers.causal_lm import check_sequence
 from bestiary.layers.scan import scan_sequential
+from bestiary.layers.state import RecurrentState
 
 
 # ----------------------------------------------------------------------------------------- HiPPO
@@ -252,3 +255,31 @@ class GLUOutput(nn.Module):
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return F.glu(self.proj(self.dropout(F.gelu(y))), dim=-1)
+
+
+class SSMGLUMixer(nn.Module):
+    """x (B, T, D) -> an SSM along time, per channel -> GELU -> GLU across channels -> (B, T, D): the
+    S4 repository's layer, the token mixer of S4 (a DPLR SSM) and S4D (a `DiagonalSSM`).
+
+    ssm: forward(u (B, T, D), h0 or None, mode=...) -> (y (B, T, D), the state after the last
+    position). cache: a RecurrentState holding "h", that state."""
+
+    def __init__(self, d_model: int, ssm: nn.Module, mode: str, dropout: float = 0.0):
+        super().__init__()
+        self.d_model, self.mode = d_model, mode
+        self.ssm = ssm
+        self.output = GLUOutput(d_model, dropout)
+
+    def init_cache(self, batch: int) -> RecurrentState:
+        return RecurrentState(self, batch, ("h",))
+
+    def forward(self, x: torch.Tensor, *, cache: RecurrentState | None = None) -> torch.Tensor:
+        check_sequence(x, self.d_model)
+        if cache is None:
+            y, _ = self.ssm(x, mode=self.mode)
+            return self.output(y)
+        cache.check(self, x)
+        mode = "recurrent" if x.shape[1] == 1 else self.mode  # one token: one recurrence step
+        y, cache["h"] = self.ssm(x, cache["h"], mode=mode)
+        cache.length += x.shape[1]
+        return self.output(y)

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from bestiary.layers.attention import MultiHeadAttention
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.linear_attention import MODES, attend_with_cache, taylor_features
 from bestiary.layers.positions import RotaryEmbedding
@@ -121,15 +121,12 @@ class Based(CausalLM):
     def __init__(self, config: Config):
         c = config
         rope = RotaryEmbedding(c.d_model // c.n_heads, c.rope_theta)
-        blocks = []
-        for i in range(c.n_layers):
+
+        def mixer(i: int) -> nn.Module:
             if (i + 1) % c.swa_every == 0:
-                mixer: nn.Module = MultiHeadAttention(
+                return MultiHeadAttention(
                     c.d_model, c.n_heads, bias=False, causal=True, window=c.window, rope=rope
                 )
-            else:
-                mixer = TaylorLinearAttention(c.d_model, c.n_heads, c.feature_dim, c.mode, c.chunk_size)
-            blocks.append(
-                Block(c.d_model, mixer, make_mlp(c.mlp, c.d_model, c.d_ff), norm=c.norm, norm_eps=c.norm_eps)
-            )
-        super().__init__(c, blocks)
+            return TaylorLinearAttention(c.d_model, c.n_heads, c.feature_dim, c.mode, c.chunk_size)
+
+        super().__init__(c, prenorm_blocks(c, mixer, mlp=c.mlp, norm=c.norm))

@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers import Block, KVCache, MultiHeadAttention, RMSNorm, RotaryEmbedding, make_mlp
+from bestiary.layers import KVCache, MultiHeadAttention, RMSNorm, RotaryEmbedding
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.masks import causal_mask
 from bestiary.layers.positions import apply_rotary
@@ -251,14 +252,5 @@ class DiffTransformer(CausalLM):
                 c.d_model, c.n_heads, layer_index=i, head_dim=c.head_dim, rope=rope, norm_eps=c.norm_eps
             )
 
-        blocks = [
-            Block(
-                c.d_model,
-                mixer(i),
-                make_mlp("swiglu", c.d_model, c.d_ff),
-                norm="rmsnorm",
-                norm_eps=c.norm_eps,
-            )
-            for i in range(c.n_layers)
-        ]
+        blocks = prenorm_blocks(c, mixer)
         super().__init__(config, blocks)

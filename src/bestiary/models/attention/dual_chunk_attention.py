@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from bestiary.layers.attention import MultiHeadAttention
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM
 from bestiary.layers.checks import check_shape
 from bestiary.layers.kv_cache import KVCache
@@ -139,22 +139,16 @@ class DualChunkAttentionLM(CausalLM):
     def __init__(self, config: Config):
         c = config
         rope = RotaryEmbedding(c.d_model // c.n_heads, c.rope_theta)
-        blocks = [
-            Block(
+        blocks = prenorm_blocks(
+            c,
+            lambda _: DualChunkAttention(
                 c.d_model,
-                DualChunkAttention(
-                    c.d_model,
-                    c.n_heads,
-                    chunk_size=c.chunk_size,
-                    window=c.window,
-                    rope=rope,
-                    n_kv_heads=c.n_kv_heads,
-                    bias=False,
-                ),
-                make_mlp("swiglu", c.d_model, c.d_ff),
-                norm="rmsnorm",
-                norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+                c.n_heads,
+                chunk_size=c.chunk_size,
+                window=c.window,
+                rope=rope,
+                n_kv_heads=c.n_kv_heads,
+                bias=False,
+            ),
+        )
         super().__init__(config, blocks)

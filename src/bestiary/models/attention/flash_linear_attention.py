@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.linear_attention import MODES, attend_with_cache, linear_attention
 from bestiary.layers.norms import RMSNorm
@@ -144,16 +144,12 @@ class FlashLinearAttention(nn.Module):
 class FlashLinearAttentionLM(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(
-                c.d_model,
-                FlashLinearAttention(
-                    c.d_model, c.n_heads, norm_eps=c.norm_eps, mode=c.mode, chunk_size=c.chunk_size
-                ),
-                make_mlp(c.mlp, c.d_model, c.d_ff),
-                norm=c.norm,
-                norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+        blocks = prenorm_blocks(
+            c,
+            lambda _: FlashLinearAttention(
+                c.d_model, c.n_heads, norm_eps=c.norm_eps, mode=c.mode, chunk_size=c.chunk_size
+            ),
+            mlp=c.mlp,
+            norm=c.norm,
+        )
         super().__init__(c, blocks)

@@ -26,9 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers import Block, MultiHeadAttention, make_mlp
+from bestiary.layers import MultiHeadAttention
 from bestiary.layers.attention import scaled_dot_product_attention
 from bestiary.layers.attention_variants import KVExtrasCache
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM
 from bestiary.layers.checks import check_shape
 from bestiary.registry import register
@@ -111,14 +112,8 @@ class Config:
 class ForgettingTransformer(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(
-                c.d_model,
-                ForgettingAttention(c.d_model, c.n_heads, n_kv_heads=c.n_kv_heads, head_dim=c.head_dim),
-                make_mlp("swiglu", c.d_model, c.d_ff),
-                norm="rmsnorm",
-                norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+        blocks = prenorm_blocks(
+            c,
+            lambda _: ForgettingAttention(c.d_model, c.n_heads, n_kv_heads=c.n_kv_heads, head_dim=c.head_dim),
+        )
         super().__init__(config, blocks)

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bestiary.layers import Block, KVCache, MultiHeadAttention, RMSNorm, RotaryEmbedding, make_mlp
+from bestiary.layers import KVCache, MultiHeadAttention, RMSNorm, RotaryEmbedding
 from bestiary.layers.attention import scaled_dot_product_attention
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM
 from bestiary.layers.checks import check_shape
 from bestiary.layers.positions import apply_rotary
@@ -117,23 +118,17 @@ class GatedAttentionLM(CausalLM):
         c = config
         head_dim = c.head_dim or c.d_model // c.n_heads
         rope = RotaryEmbedding(head_dim, c.rope_theta)
-        blocks = [
-            Block(
+        blocks = prenorm_blocks(
+            c,
+            lambda _: GatedAttention(
                 c.d_model,
-                GatedAttention(
-                    c.d_model,
-                    c.n_heads,
-                    n_kv_heads=c.n_kv_heads,
-                    head_dim=c.head_dim,
-                    rope=rope,
-                    norm_eps=c.norm_eps,
-                ),
-                make_mlp("swiglu", c.d_model, c.d_ff),
-                norm="rmsnorm",
+                c.n_heads,
+                n_kv_heads=c.n_kv_heads,
+                head_dim=c.head_dim,
+                rope=rope,
                 norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+            ),
+        )
         super().__init__(config, blocks)
 
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.linear_attention import MODES, attend_with_cache
 from bestiary.layers.norms import RMSNorm
@@ -130,23 +130,19 @@ class GatedLinearAttention(nn.Module):
 class GLA(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(
+        blocks = prenorm_blocks(
+            c,
+            lambda _: GatedLinearAttention(
                 c.d_model,
-                GatedLinearAttention(
-                    c.d_model,
-                    c.n_heads,
-                    expand_k=c.expand_k,
-                    rank=c.rank,
-                    gate_temperature=c.gate_temperature,
-                    norm_eps=c.norm_eps,
-                    mode=c.mode,
-                    chunk_size=c.chunk_size,
-                ),
-                make_mlp(c.mlp, c.d_model, c.d_ff),
-                norm=c.norm,
+                c.n_heads,
+                expand_k=c.expand_k,
+                rank=c.rank,
+                gate_temperature=c.gate_temperature,
                 norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+                mode=c.mode,
+                chunk_size=c.chunk_size,
+            ),
+            mlp=c.mlp,
+            norm=c.norm,
+        )
         super().__init__(c, blocks)

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from bestiary.layers import Block, MultiHeadAttention, RotaryEmbedding, make_mlp
+from bestiary.layers import MultiHeadAttention, RotaryEmbedding
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM
 from bestiary.registry import register
 
@@ -60,24 +61,18 @@ class GQA(CausalLM):
         c = config
         head_dim = c.head_dim or c.d_model // c.n_heads
         rope = RotaryEmbedding(head_dim, c.rope_theta)  # no parameters: one for every layer
-        blocks = [
-            Block(
+        blocks = prenorm_blocks(
+            c,
+            lambda _: MultiHeadAttention(
                 c.d_model,
-                MultiHeadAttention(
-                    c.d_model,
-                    c.n_heads,
-                    n_kv_heads=c.n_kv_heads,
-                    head_dim=c.head_dim,
-                    bias=False,
-                    causal=True,
-                    rope=rope,
-                ),
-                make_mlp("swiglu", c.d_model, c.d_ff),
-                norm="rmsnorm",
-                norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+                c.n_heads,
+                n_kv_heads=c.n_kv_heads,
+                head_dim=c.head_dim,
+                bias=False,
+                causal=True,
+                rope=rope,
+            ),
+        )
         super().__init__(config, blocks)
 
     @classmethod

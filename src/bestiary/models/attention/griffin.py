@@ -24,8 +24,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from torch import nn
+
 from bestiary.layers.attention import MultiHeadAttention
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import Block, prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM
 from bestiary.layers.positions import RotaryEmbedding
 from bestiary.layers.rg_lru import SCANS, RecurrentBlock
@@ -70,10 +72,10 @@ def griffin_blocks(c: Config, attention_every: int | None) -> list[Block]:
     (None: never, which is Hawk)."""
     head_dim = c.d_model // c.n_heads
     rope = RotaryEmbedding(int(head_dim * c.rope_fraction), c.rope_theta)
-    blocks = []
-    for i in range(c.n_layers):
+
+    def mixer(i: int) -> nn.Module:
         if attention_every is not None and (i + 1) % attention_every == 0:
-            mixer = MultiHeadAttention(
+            return MultiHeadAttention(
                 c.d_model,
                 c.n_heads,
                 n_kv_heads=c.n_kv_heads,
@@ -83,17 +85,15 @@ def griffin_blocks(c: Config, attention_every: int | None) -> list[Block]:
                 window=c.sliding_window,
                 rope=rope,
             )
-        else:
-            mixer = RecurrentBlock(
-                c.d_model,
-                lru_width=c.lru_width or c.d_model,
-                n_heads=c.n_heads,
-                conv_width=c.kernel_size,
-                scan=c.scan,
-            )
-        mlp = make_mlp("geglu", c.d_model, c.d_ff, bias=True)
-        blocks.append(Block(c.d_model, mixer, mlp, norm="rmsnorm", norm_eps=c.norm_eps))
-    return blocks
+        return RecurrentBlock(
+            c.d_model,
+            lru_width=c.lru_width or c.d_model,
+            n_heads=c.n_heads,
+            conv_width=c.kernel_size,
+            scan=c.scan,
+        )
+
+    return prenorm_blocks(c, mixer, mlp="geglu", mlp_bias=True)
 
 
 @register(

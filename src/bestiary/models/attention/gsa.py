@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.linear_attention import MODES, linear_attention
 from bestiary.layers.norms import RMSNorm
@@ -156,22 +156,18 @@ class GatedSlotAttention(nn.Module):
 class GSA(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(
+        blocks = prenorm_blocks(
+            c,
+            lambda _: GatedSlotAttention(
                 c.d_model,
-                GatedSlotAttention(
-                    c.d_model,
-                    c.n_heads,
-                    c.n_slots,
-                    gate_temperature=c.gate_temperature,
-                    norm_eps=c.norm_eps,
-                    mode=c.mode,
-                    chunk_size=c.chunk_size,
-                ),
-                make_mlp(c.mlp, c.d_model, c.d_ff),
-                norm=c.norm,
+                c.n_heads,
+                c.n_slots,
+                gate_temperature=c.gate_temperature,
                 norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+                mode=c.mode,
+                chunk_size=c.chunk_size,
+            ),
+            mlp=c.mlp,
+            norm=c.norm,
+        )
         super().__init__(c, blocks)

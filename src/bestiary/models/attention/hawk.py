@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM
 from bestiary.layers.rg_lru import SCANS, RecurrentBlock
 from bestiary.options import option
@@ -55,20 +55,16 @@ class Config:
 class Hawk(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(
+        blocks = prenorm_blocks(
+            c,
+            lambda _: RecurrentBlock(
                 c.d_model,
-                RecurrentBlock(
-                    c.d_model,
-                    lru_width=c.lru_width or c.d_model,
-                    n_heads=c.n_heads,
-                    conv_width=c.kernel_size,
-                    scan=c.scan,
-                ),
-                make_mlp("geglu", c.d_model, c.d_ff, bias=True),
-                norm="rmsnorm",
-                norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+                lru_width=c.lru_width or c.d_model,
+                n_heads=c.n_heads,
+                conv_width=c.kernel_size,
+                scan=c.scan,
+            ),
+            mlp="geglu",
+            mlp_bias=True,
+        )
         super().__init__(config, blocks)

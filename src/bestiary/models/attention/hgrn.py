@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.linear_attention import ForgetGateLowerBounds, bounded_forget_gate
 from bestiary.layers.norms import RMSNorm
@@ -136,21 +136,17 @@ class HGRN(CausalLM):
     def __init__(self, config: Config):
         c = config
         bounds = ForgetGateLowerBounds(c.n_layers, c.d_model)  # one learned table, shared by the layers
-        blocks = [
-            Block(
+        blocks = prenorm_blocks(
+            c,
+            lambda i: HGRNMixer(
                 c.d_model,
-                HGRNMixer(
-                    c.d_model,
-                    layer=i,
-                    lower_bounds=bounds,
-                    state_kind=c.state_kind,
-                    norm_eps=c.norm_eps,
-                    mode=c.mode,
-                ),
-                make_mlp(c.mlp, c.d_model, c.d_ff),
-                norm=c.norm,
+                layer=i,
+                lower_bounds=bounds,
+                state_kind=c.state_kind,
                 norm_eps=c.norm_eps,
-            )
-            for i in range(c.n_layers)
-        ]
+                mode=c.mode,
+            ),
+            mlp=c.mlp,
+            norm=c.norm,
+        )
         super().__init__(c, blocks)

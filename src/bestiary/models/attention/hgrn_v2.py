@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.linear_attention import (
     MODES,
@@ -127,22 +127,18 @@ class HGRN2(CausalLM):
     def __init__(self, config: Config):
         c = config
         bounds = ForgetGateLowerBounds(c.n_layers, c.d_model)
-        blocks = [
-            Block(
+        blocks = prenorm_blocks(
+            c,
+            lambda i: HGRN2Mixer(
                 c.d_model,
-                HGRN2Mixer(
-                    c.d_model,
-                    c.n_heads,
-                    layer=i,
-                    lower_bounds=bounds,
-                    norm_eps=c.norm_eps,
-                    mode=c.mode,
-                    chunk_size=c.chunk_size,
-                ),
-                make_mlp(c.mlp, c.d_model, c.d_ff),
-                norm=c.norm,
+                c.n_heads,
+                layer=i,
+                lower_bounds=bounds,
                 norm_eps=c.norm_eps,
-            )
-            for i in range(c.n_layers)
-        ]
+                mode=c.mode,
+                chunk_size=c.chunk_size,
+            ),
+            mlp=c.mlp,
+            norm=c.norm,
+        )
         super().__init__(c, blocks)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.linear_attention import elu_plus_one
 from bestiary.layers.positions import RotaryEmbedding, apply_rotary
@@ -211,21 +211,15 @@ class InfiniTransformer(CausalLM):
     def __init__(self, config: Config):
         c = config
         rope = RotaryEmbedding(c.d_model // c.n_heads, c.rope_theta)
-        blocks = [
-            Block(
+        blocks = prenorm_blocks(
+            c,
+            lambda _: InfiniAttention(
                 c.d_model,
-                InfiniAttention(
-                    c.d_model,
-                    c.n_heads,
-                    segment_size=c.segment_size,
-                    memory_update=c.memory_update,
-                    mode=c.mode,
-                    rope=rope,
-                ),
-                make_mlp("swiglu", c.d_model, c.d_ff),
-                norm="rmsnorm",
-                norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+                c.n_heads,
+                segment_size=c.segment_size,
+                memory_update=c.memory_update,
+                mode=c.mode,
+                rope=rope,
+            ),
+        )
         super().__init__(config, blocks)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from bestiary.layers.attention import MultiHeadAttention
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM
 from bestiary.layers.positions import RotaryEmbedding
 from bestiary.layers.sparse_attention import (
@@ -181,25 +181,19 @@ class InfLLMV2(CausalLM):
     def __init__(self, config: Config):
         c = config
         rope = RotaryEmbedding(c.d_model // c.n_heads, c.rope_theta)
-        blocks = [
-            Block(
+        blocks = prenorm_blocks(
+            c,
+            lambda _: InfLLMV2Attention(
                 c.d_model,
-                InfLLMV2Attention(
-                    c.d_model,
-                    c.n_heads,
-                    block_size=c.chunk_size,
-                    compress_size=c.compress_size,
-                    compress_stride=c.compress_stride,
-                    top_k=c.top_k,
-                    dense_len=c.dense_len,
-                    n_kv_heads=c.n_kv_heads,
-                    bias=False,
-                    rope=rope,
-                ),
-                make_mlp("swiglu", c.d_model, c.d_ff),
-                norm="rmsnorm",
-                norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+                c.n_heads,
+                block_size=c.chunk_size,
+                compress_size=c.compress_size,
+                compress_stride=c.compress_stride,
+                top_k=c.top_k,
+                dense_len=c.dense_len,
+                n_kv_heads=c.n_kv_heads,
+                bias=False,
+                rope=rope,
+            ),
+        )
         super().__init__(config, blocks)

@@ -22,16 +22,22 @@ uses MoE MLPs); d_k = d_v = head_dim.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
-from bestiary.layers.delta_rule import MODES, GatedRMSNorm, ShortConv, delta_rule, l2_normalize
+from bestiary.layers.delta_rule import (
+    MODES,
+    GatedRMSNorm,
+    ShortConv,
+    delta_rule,
+    init_mamba2_decay,
+    short_conv_qkv,
+)
 from bestiary.layers.state import RecurrentState
 from bestiary.options import option
 from bestiary.registry import register
@@ -82,10 +88,7 @@ class KimiDeltaAttention(nn.Module):
 
     def init_weights(self) -> None:
         """As Mamba-2 / Gated DeltaNet: A ~ U(1, 16), time steps log-uniform in [1e-3, 0.1]."""
-        with torch.no_grad():
-            self.A_log.copy_(torch.empty(self.n_heads).uniform_(1, 16).log())
-            dt = torch.exp(torch.rand(self.dt_bias.shape) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
-            self.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus^{-1}(dt)
+        init_mamba2_decay(self.A_log, self.dt_bias)
 
     def init_cache(self, batch: int) -> RecurrentState:
         return RecurrentState(self, batch, ("conv", "memory"))
@@ -96,11 +99,7 @@ class KimiDeltaAttention(nn.Module):
             cache.check(self, x)
         B, T, _ = x.shape
         H, d = self.n_heads, self.head_dim
-        qkv = torch.cat([self.q_proj(x), self.k_proj(x), self.v_proj(x)], dim=-1)  # (B, T, 3 H d)
-        qkv, window = self.conv(qkv, None if cache is None else cache["conv"])
-        q, k, v = qkv.view(B, T, 3, H, d).unbind(dim=2)  # each (B, T, H, d)
-        q = l2_normalize(q) * d**-0.5
-        k = l2_normalize(k)
+        q, k, v, window = short_conv_qkv(self, x, None if cache is None else cache["conv"])  # (B, T, H, d)
         beta = torch.sigmoid(self.b_proj(x))  # (B, T, H)
         rate = F.softplus(self.decay_up(self.decay_down(x)) + self.dt_bias).view(B, T, H, d)
         log_decay = -self.A_log.exp()[:, None] * rate  # (B, T, H, d): one forgetting rate per key channel
@@ -129,14 +128,7 @@ class KimiDeltaAttention(nn.Module):
 )
 class KDA(CausalLM):
     def __init__(self, config: Config):
-        blocks = [
-            Block(
-                config.d_model,
-                KimiDeltaAttention(config),
-                make_mlp(config.mlp, config.d_model, config.d_ff),
-                norm=config.norm,
-                norm_eps=config.norm_eps,
-            )
-            for _ in range(config.n_layers)
-        ]
+        blocks = prenorm_blocks(
+            config, lambda _: KimiDeltaAttention(config), mlp=config.mlp, norm=config.norm
+        )
         super().__init__(config, blocks)

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 
 import torch
 
-from bestiary.layers import Block, MultiHeadAttention, RotaryEmbedding, make_mlp
+from bestiary.layers import MultiHeadAttention, RotaryEmbedding
 from bestiary.layers.attention import scaled_dot_product_attention
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM
 from bestiary.registry import register
 
@@ -87,14 +88,10 @@ class LaserLM(CausalLM):
     def __init__(self, config: Config):
         c = config
         rope = RotaryEmbedding(c.head_dim or c.d_model // c.n_heads, c.rope_theta)
-        blocks = [
-            Block(
-                c.d_model,
-                LaserAttention(c.d_model, c.n_heads, n_kv_heads=c.n_kv_heads, head_dim=c.head_dim, rope=rope),
-                make_mlp("swiglu", c.d_model, c.d_ff),
-                norm="rmsnorm",
-                norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+        blocks = prenorm_blocks(
+            c,
+            lambda _: LaserAttention(
+                c.d_model, c.n_heads, n_kv_heads=c.n_kv_heads, head_dim=c.head_dim, rope=rope
+            ),
+        )
         super().__init__(config, blocks)

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.linear_attention import MODES, attend_with_cache, chunkwise_parts
 from bestiary.layers.positions import alibi_slopes
@@ -146,22 +146,18 @@ class LightningAttention(nn.Module):
 class LightningAttentionLM(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(
+        blocks = prenorm_blocks(
+            c,
+            lambda i: LightningAttention(
                 c.d_model,
-                LightningAttention(
-                    c.d_model,
-                    c.n_heads,
-                    layer=i,
-                    n_layers=c.n_layers,
-                    norm_eps=c.norm_eps,
-                    mode=c.mode,
-                    chunk_size=c.chunk_size,
-                ),
-                make_mlp(c.mlp, c.d_model, c.d_ff),
-                norm=c.norm,
+                c.n_heads,
+                layer=i,
+                n_layers=c.n_layers,
                 norm_eps=c.norm_eps,
-            )
-            for i in range(c.n_layers)
-        ]
+                mode=c.mode,
+                chunk_size=c.chunk_size,
+            ),
+            mlp=c.mlp,
+            norm=c.norm,
+        )
         super().__init__(c, blocks)

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.norms import RMSNorm
 from bestiary.layers.state import RecurrentState
@@ -167,14 +167,10 @@ class LogLinearAttention(nn.Module):
 class LogLinear(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(
-                c.d_model,
-                LogLinearAttention(c.d_model, c.n_heads, c.max_seq_len, c.norm_eps, c.mode),
-                make_mlp(c.mlp, c.d_model, c.d_ff),
-                norm=c.norm,
-                norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+        blocks = prenorm_blocks(
+            c,
+            lambda _: LogLinearAttention(c.d_model, c.n_heads, c.max_seq_len, c.norm_eps, c.mode),
+            mlp=c.mlp,
+            norm=c.norm,
+        )
         super().__init__(c, blocks)

@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers import Block, make_mlp
 from bestiary.layers.attention import scaled_dot_product_attention
 from bestiary.layers.attention_variants import DampedEMA, KVExtrasCache
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.options import option
 from bestiary.registry import register
@@ -126,14 +126,7 @@ class Config:
 class Mega(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(
-                c.d_model,
-                MegaLayer(c.d_model, qk_dim=c.qk_dim, v_dim=c.v_dim, ema_dims=c.d_state, mode=c.mode),
-                make_mlp("swiglu", c.d_model, c.d_ff),
-                norm="rmsnorm",
-                norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+        blocks = prenorm_blocks(
+            c, lambda _: MegaLayer(c.d_model, qk_dim=c.qk_dim, v_dim=c.v_dim, ema_dims=c.d_state, mode=c.mode)
+        )
         super().__init__(config, blocks)

@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers import Block, KVCache, RMSNorm, RotaryEmbedding, make_mlp
+from bestiary.layers import KVCache, RMSNorm, RotaryEmbedding
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.masks import causal_mask
 from bestiary.layers.positions import apply_rotary
@@ -239,27 +240,21 @@ class MLA(CausalLM):
     def __init__(self, config: Config):
         c = config
         rope = RotaryEmbedding(c.qk_rope_head_dim, c.rope_theta)  # no parameters: shared by all layers
-        blocks = [
-            Block(
+        blocks = prenorm_blocks(
+            c,
+            lambda _: MultiHeadLatentAttention(
                 c.d_model,
-                MultiHeadLatentAttention(
-                    c.d_model,
-                    c.n_heads,
-                    q_lora_rank=c.q_lora_rank,
-                    kv_lora_rank=c.kv_lora_rank,
-                    qk_nope_head_dim=c.qk_nope_head_dim,
-                    qk_rope_head_dim=c.qk_rope_head_dim,
-                    v_head_dim=c.v_head_dim,
-                    rope=rope,
-                    norm_eps=c.norm_eps,
-                    mode=c.mode,
-                ),
-                make_mlp("swiglu", c.d_model, c.d_ff),
-                norm="rmsnorm",
+                c.n_heads,
+                q_lora_rank=c.q_lora_rank,
+                kv_lora_rank=c.kv_lora_rank,
+                qk_nope_head_dim=c.qk_nope_head_dim,
+                qk_rope_head_dim=c.qk_rope_head_dim,
+                v_head_dim=c.v_head_dim,
+                rope=rope,
                 norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+                mode=c.mode,
+            ),
+        )
         super().__init__(config, blocks)
 
 

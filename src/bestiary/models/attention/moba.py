@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from bestiary.layers.attention import MultiHeadAttention
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM
 from bestiary.layers.positions import RotaryEmbedding
 from bestiary.layers.sparse_attention import (
@@ -122,22 +122,16 @@ class MoBA(CausalLM):
     def __init__(self, config: Config):
         c = config
         rope = RotaryEmbedding(c.d_model // c.n_heads, c.rope_theta)
-        blocks = [
-            Block(
+        blocks = prenorm_blocks(
+            c,
+            lambda _: MoBAAttention(
                 c.d_model,
-                MoBAAttention(
-                    c.d_model,
-                    c.n_heads,
-                    block_size=c.chunk_size,
-                    top_k=c.top_k,
-                    n_kv_heads=c.n_kv_heads,
-                    bias=False,
-                    rope=rope,
-                ),
-                make_mlp("swiglu", c.d_model, c.d_ff),
-                norm="rmsnorm",
-                norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+                c.n_heads,
+                block_size=c.chunk_size,
+                top_k=c.top_k,
+                n_kv_heads=c.n_kv_heads,
+                bias=False,
+                rope=rope,
+            ),
+        )
         super().__init__(config, blocks)

@@ -34,8 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers import Block, MultiHeadAttention, RotaryEmbedding, make_mlp
+from bestiary.layers import MultiHeadAttention, RotaryEmbedding
 from bestiary.layers.attention_variants import KVExtrasCache
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM
 from bestiary.layers.checks import check_shape
 from bestiary.layers.positions import apply_rotary
@@ -181,23 +182,17 @@ class MTA(CausalLM):
     def __init__(self, config: Config):
         c = config
         rope = RotaryEmbedding(c.head_dim or c.d_model // c.n_heads, c.rope_theta)
-        blocks = [
-            Block(
+        blocks = prenorm_blocks(
+            c,
+            lambda _: MultiTokenAttention(
                 c.d_model,
-                MultiTokenAttention(
-                    c.d_model,
-                    c.n_heads,
-                    query_kernel=c.query_kernel,
-                    key_kernel=c.key_kernel,
-                    head_group=c.head_group,
-                    n_kv_heads=c.n_kv_heads,
-                    head_dim=c.head_dim,
-                    rope=rope,
-                ),
-                make_mlp("swiglu", c.d_model, c.d_ff),
-                norm="rmsnorm",
-                norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+                c.n_heads,
+                query_kernel=c.query_kernel,
+                key_kernel=c.key_kernel,
+                head_group=c.head_group,
+                n_kv_heads=c.n_kv_heads,
+                head_dim=c.head_dim,
+                rope=rope,
+            ),
+        )
         super().__init__(config, blocks)

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bestiary.layers import Block, make_mlp
 from bestiary.layers.attention_variants import KVExtrasCache
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.masks import sliding_window_mask
 from bestiary.options import option
@@ -142,14 +142,7 @@ class Config:
 class NHA(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(
-                c.d_model,
-                NativeHybridAttention(c.d_model, c.n_heads, window=c.window, n_slots=c.n_slots),
-                make_mlp("swiglu", c.d_model, c.d_ff),
-                norm="rmsnorm",
-                norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+        blocks = prenorm_blocks(
+            c, lambda _: NativeHybridAttention(c.d_model, c.n_heads, window=c.window, n_slots=c.n_slots)
+        )
         super().__init__(config, blocks)

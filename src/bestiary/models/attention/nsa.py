@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bestiary.layers.attention import scaled_dot_product_attention
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.kv_cache import KVCache
 from bestiary.layers.masks import sliding_window_mask
@@ -200,22 +200,16 @@ class NSA(CausalLM):
     def __init__(self, config: Config):
         c = config
         rope = RotaryEmbedding(c.d_model // c.n_heads, c.rope_theta)
-        blocks = [
-            Block(
+        blocks = prenorm_blocks(
+            c,
+            lambda _: NSAAttention(
                 c.d_model,
-                NSAAttention(
-                    c.d_model,
-                    c.n_heads,
-                    n_kv_heads=c.n_kv_heads,
-                    block_size=c.chunk_size,
-                    top_k=c.top_k,
-                    window=c.window,
-                    rope=rope,
-                ),
-                make_mlp("swiglu", c.d_model, c.d_ff),
-                norm="rmsnorm",
-                norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+                c.n_heads,
+                n_kv_heads=c.n_kv_heads,
+                block_size=c.chunk_size,
+                top_k=c.top_k,
+                window=c.window,
+                rope=rope,
+            ),
+        )
         super().__init__(config, blocks)

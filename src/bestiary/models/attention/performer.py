@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.linear_attention import (
     MODES,
@@ -118,14 +118,10 @@ class FavorAttention(nn.Module):
 class Performer(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(
-                c.d_model,
-                FavorAttention(c.d_model, c.n_heads, c.n_features, c.mode, c.chunk_size),
-                make_mlp(c.mlp, c.d_model, c.d_ff),
-                norm=c.norm,
-                norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+        blocks = prenorm_blocks(
+            c,
+            lambda _: FavorAttention(c.d_model, c.n_heads, c.n_features, c.mode, c.chunk_size),
+            mlp=c.mlp,
+            norm=c.norm,
+        )
         super().__init__(c, blocks)

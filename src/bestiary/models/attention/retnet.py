@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM
 from bestiary.layers.linear_attention import MODES, Retention
 from bestiary.options import option
@@ -66,21 +66,17 @@ class Config:
 class RetNet(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(
+        blocks = prenorm_blocks(
+            c,
+            lambda _: Retention(
                 c.d_model,
-                Retention(
-                    c.d_model,
-                    c.n_heads,
-                    value_factor=c.value_factor,
-                    rope_theta=c.rope_theta,
-                    mode=c.mode,
-                    chunk_size=c.chunk_size,
-                ),
-                make_mlp(c.mlp, c.d_model, c.d_ff),
-                norm=c.norm,
-                norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+                c.n_heads,
+                value_factor=c.value_factor,
+                rope_theta=c.rope_theta,
+                mode=c.mode,
+                chunk_size=c.chunk_size,
+            ),
+            mlp=c.mlp,
+            norm=c.norm,
+        )
         super().__init__(c, blocks)

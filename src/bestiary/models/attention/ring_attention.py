@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bestiary.layers.attention import MultiHeadAttention
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM
 from bestiary.layers.positions import RotaryEmbedding
 from bestiary.layers.ring_attention import blockwise_attention
@@ -78,21 +78,15 @@ class RingAttentionLM(CausalLM):
     def __init__(self, config: Config):
         c = config
         rope = RotaryEmbedding(c.d_model // c.n_heads, c.rope_theta)
-        blocks = [
-            Block(
+        blocks = prenorm_blocks(
+            c,
+            lambda _: BlockwiseAttention(
                 c.d_model,
-                BlockwiseAttention(
-                    c.d_model,
-                    c.n_heads,
-                    block_size=c.chunk_size,
-                    n_kv_heads=c.n_kv_heads,
-                    bias=False,
-                    rope=rope,
-                ),
-                make_mlp("swiglu", c.d_model, c.d_ff),
-                norm="rmsnorm",
-                norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+                c.n_heads,
+                block_size=c.chunk_size,
+                n_kv_heads=c.n_kv_heads,
+                bias=False,
+                rope=rope,
+            ),
+        )
         super().__init__(config, blocks)

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bestiary.layers import Block, make_mlp
 from bestiary.layers.attention_variants import ResidualLinearAttention
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM
 from bestiary.options import option
 from bestiary.registry import register
@@ -62,16 +62,10 @@ class Config:
 class RLA(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(
-                c.d_model,
-                ResidualLinearAttention(
-                    c.d_model, c.n_heads, delta=False, residual_clip=c.residual_clip, mode=c.mode
-                ),
-                make_mlp("swiglu", c.d_model, c.d_ff),
-                norm="rmsnorm",
-                norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+        blocks = prenorm_blocks(
+            c,
+            lambda _: ResidualLinearAttention(
+                c.d_model, c.n_heads, delta=False, residual_clip=c.residual_clip, mode=c.mode
+            ),
+        )
         super().__init__(config, blocks)

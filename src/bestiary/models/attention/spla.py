@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from bestiary.layers.attention import MultiHeadAttention
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM
 from bestiary.layers.checks import check_shape
 from bestiary.layers.kv_cache import KVCache
@@ -168,22 +168,16 @@ class SPLA(CausalLM):
     def __init__(self, config: Config):
         c = config
         rope = RotaryEmbedding(c.d_model // c.n_heads, c.rope_theta)
-        blocks = [
-            Block(
+        blocks = prenorm_blocks(
+            c,
+            lambda _: SPLAAttention(
                 c.d_model,
-                SPLAAttention(
-                    c.d_model,
-                    c.n_heads,
-                    block_size=c.chunk_size,
-                    top_k=c.top_k,
-                    n_kv_heads=c.n_kv_heads,
-                    bias=False,
-                    rope=rope,
-                ),
-                make_mlp("swiglu", c.d_model, c.d_ff),
-                norm="rmsnorm",
-                norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+                c.n_heads,
+                block_size=c.chunk_size,
+                top_k=c.top_k,
+                n_kv_heads=c.n_kv_heads,
+                bias=False,
+                rope=rope,
+            ),
+        )
         super().__init__(config, blocks)

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers import Block, make_mlp
 from bestiary.layers.attention_variants import KVExtrasCache, causal_convolution, causal_convolution_fft
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.options import option
 from bestiary.registry import register
@@ -118,16 +118,10 @@ class Config:
 class TNN(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(
-                c.d_model,
-                GatedToeplitzUnit(
-                    c.d_model, rpe_dim=c.rpe_dim, rpe_layers=c.rpe_layers, decay=c.decay, mode=c.mode
-                ),
-                make_mlp("swiglu", c.d_model, c.d_ff),
-                norm="rmsnorm",
-                norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+        blocks = prenorm_blocks(
+            c,
+            lambda _: GatedToeplitzUnit(
+                c.d_model, rpe_dim=c.rpe_dim, rpe_layers=c.rpe_layers, decay=c.decay, mode=c.mode
+            ),
+        )
         super().__init__(config, blocks)

@@ -23,9 +23,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
-from bestiary.layers.delta_rule import MODES, GatedRMSNorm, ShortConv, delta_rule, l2_normalize
+from bestiary.layers.delta_rule import (
+    MODES,
+    GatedRMSNorm,
+    ShortConv,
+    delta_rule,
+    short_conv_qkv,
+)
 from bestiary.layers.state import RecurrentState
 from bestiary.options import option
 from bestiary.registry import register
@@ -76,11 +82,7 @@ class DeltaNetMixer(nn.Module):
         if cache is not None:
             cache.check(self, x)
         B, T, _ = x.shape
-        qkv = torch.cat([self.q_proj(x), self.k_proj(x), self.v_proj(x)], dim=-1)  # (B, T, 3 H D)
-        qkv, window = self.conv(qkv, None if cache is None else cache["conv"])
-        q, k, v = qkv.view(B, T, 3, self.n_heads, self.head_dim).unbind(dim=2)  # each (B, T, H, D)
-        q = l2_normalize(q) * self.head_dim**-0.5
-        k = l2_normalize(k)
+        q, k, v, window = short_conv_qkv(self, x, None if cache is None else cache["conv"])  # (B, T, H, D)
         beta = torch.sigmoid(self.b_proj(x))  # (B, T, H)
         memory = None if cache is None else cache["memory"]
         o, memory = delta_rule(q, k, v, beta, None, memory, mode=self.mode, chunk_size=self.chunk_size)
@@ -106,14 +108,5 @@ class DeltaNetMixer(nn.Module):
 )
 class DeltaNet(CausalLM):
     def __init__(self, config: Config):
-        blocks = [
-            Block(
-                config.d_model,
-                DeltaNetMixer(config),
-                make_mlp(config.mlp, config.d_model, config.d_ff),
-                norm=config.norm,
-                norm_eps=config.norm_eps,
-            )
-            for _ in range(config.n_layers)
-        ]
+        blocks = prenorm_blocks(config, lambda _: DeltaNetMixer(config), mlp=config.mlp, norm=config.norm)
         super().__init__(config, blocks)

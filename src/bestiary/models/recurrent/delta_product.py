@@ -25,16 +25,22 @@ once), the output is a per-head RMSNorm without an output gate, d_k = d_v = head
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
-from bestiary.layers.delta_rule import MODES, GatedRMSNorm, ShortConv, delta_rule, l2_normalize
+from bestiary.layers.delta_rule import (
+    MODES,
+    GatedRMSNorm,
+    ShortConv,
+    delta_rule,
+    init_mamba2_decay,
+    l2_normalize,
+)
 from bestiary.layers.state import RecurrentState
 from bestiary.options import option
 from bestiary.registry import register
@@ -86,10 +92,7 @@ class DeltaProductMixer(nn.Module):
 
     def init_weights(self) -> None:
         if self.gated:  # Mamba-2's: A ~ U(1, 16), time steps log-uniform in [1e-3, 0.1]
-            with torch.no_grad():
-                self.A_log.copy_(torch.empty(self.n_heads).uniform_(1, 16).log())
-                dt = torch.exp(torch.rand(self.n_heads) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
-                self.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus^{-1}(dt)
+            init_mamba2_decay(self.A_log, self.dt_bias)
 
     def init_cache(self, batch: int) -> RecurrentState:
         return RecurrentState(self, batch, ("conv", "memory"))
@@ -138,14 +141,5 @@ class DeltaProductMixer(nn.Module):
 )
 class DeltaProduct(CausalLM):
     def __init__(self, config: Config):
-        blocks = [
-            Block(
-                config.d_model,
-                DeltaProductMixer(config),
-                make_mlp(config.mlp, config.d_model, config.d_ff),
-                norm=config.norm,
-                norm_eps=config.norm_eps,
-            )
-            for _ in range(config.n_layers)
-        ]
+        blocks = prenorm_blocks(config, lambda _: DeltaProductMixer(config), mlp=config.mlp, norm=config.norm)
         super().__init__(config, blocks)

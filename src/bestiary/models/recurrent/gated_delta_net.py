@@ -22,16 +22,22 @@ head between two value heads and the paper widens values 2x); all blocks are Gat
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
-from bestiary.layers.delta_rule import MODES, GatedRMSNorm, ShortConv, delta_rule, l2_normalize
+from bestiary.layers.delta_rule import (
+    MODES,
+    GatedRMSNorm,
+    ShortConv,
+    delta_rule,
+    init_mamba2_decay,
+    short_conv_qkv,
+)
 from bestiary.layers.state import RecurrentState
 from bestiary.options import option
 from bestiary.registry import register
@@ -78,10 +84,7 @@ class GatedDeltaNetMixer(nn.Module):
 
     def init_weights(self) -> None:
         """Mamba-2's initialisation: A ~ U(1, 16), time steps log-uniform in [1e-3, 0.1]."""
-        with torch.no_grad():
-            self.A_log.copy_(torch.empty(self.n_heads).uniform_(1, 16).log())
-            dt = torch.exp(torch.rand(self.n_heads) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
-            self.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus^{-1}(dt)
+        init_mamba2_decay(self.A_log, self.dt_bias)
 
     def init_cache(self, batch: int) -> RecurrentState:
         return RecurrentState(self, batch, ("conv", "memory"))
@@ -91,11 +94,7 @@ class GatedDeltaNetMixer(nn.Module):
         if cache is not None:
             cache.check(self, x)
         B, T, _ = x.shape
-        qkv = torch.cat([self.q_proj(x), self.k_proj(x), self.v_proj(x)], dim=-1)  # (B, T, 3 H D)
-        qkv, window = self.conv(qkv, None if cache is None else cache["conv"])
-        q, k, v = qkv.view(B, T, 3, self.n_heads, self.head_dim).unbind(dim=2)  # each (B, T, H, D)
-        q = l2_normalize(q) * self.head_dim**-0.5
-        k = l2_normalize(k)
+        q, k, v, window = short_conv_qkv(self, x, None if cache is None else cache["conv"])  # (B, T, H, D)
         beta = torch.sigmoid(self.b_proj(x))  # (B, T, H)
         # log alpha_t = -A * dt_t <= 0: a larger time step forgets more (Mamba-2's discretisation)
         log_decay = -self.A_log.exp() * F.softplus(self.a_proj(x) + self.dt_bias)  # (B, T, H)
@@ -124,14 +123,7 @@ class GatedDeltaNetMixer(nn.Module):
 )
 class GatedDeltaNet(CausalLM):
     def __init__(self, config: Config):
-        blocks = [
-            Block(
-                config.d_model,
-                GatedDeltaNetMixer(config),
-                make_mlp(config.mlp, config.d_model, config.d_ff),
-                norm=config.norm,
-                norm_eps=config.norm_eps,
-            )
-            for _ in range(config.n_layers)
-        ]
+        blocks = prenorm_blocks(
+            config, lambda _: GatedDeltaNetMixer(config), mlp=config.mlp, norm=config.norm
+        )
         super().__init__(config, blocks)

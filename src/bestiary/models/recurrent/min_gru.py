@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM
 from bestiary.layers.rnn import MIN_RNN_MODES, MinGRUMixer
 from bestiary.options import option
@@ -64,15 +64,12 @@ class Config:
 class MinGRU(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(
-                c.d_model,
-                MinGRUMixer(c.d_model, c.expansion, c.mode, c.kernel_size if c.conv else 0),
-                make_mlp(c.mlp, c.d_model, c.d_ff, bias=True, dropout=c.dropout),
-                norm=c.norm,
-                norm_eps=c.norm_eps,
-                dropout=c.dropout,
-            )
-            for _ in range(c.n_layers)
-        ]
+        blocks = prenorm_blocks(
+            c,
+            lambda _: MinGRUMixer(c.d_model, c.expansion, c.mode, c.kernel_size if c.conv else 0),
+            mlp=c.mlp,
+            norm=c.norm,
+            mlp_bias=True,
+            dropout=c.dropout,
+        )
         super().__init__(config, blocks)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.delta_rule import (
     GatedRMSNorm,
@@ -198,14 +198,5 @@ class MirasMemory(nn.Module):
 class Miras(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(
-                c.d_model,
-                MirasMemory(c),
-                make_mlp(c.mlp, c.d_model, c.d_ff),
-                norm=c.norm,
-                norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+        blocks = prenorm_blocks(c, lambda _: MirasMemory(c), mlp=c.mlp, norm=c.norm)
         super().__init__(config, blocks)

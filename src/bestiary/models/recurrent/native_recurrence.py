@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.block import Block
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM
 from bestiary.layers.checks import check_shape
 from bestiary.layers.scan import scan_hillis_steele, scan_log_space, scan_sequential
@@ -146,15 +146,11 @@ class Config:
 class NativeRecurrence(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(
-                c.d_model,
-                NativeRecurrenceMixer(c.d_model, c.recurrence, c.mode),
-                None,  # no MLP: pre-norm -> recurrence -> residual, as documented
-                norm=c.norm,
-                norm_eps=c.norm_eps,
-                dropout=c.dropout,
-            )
-            for _ in range(c.n_layers)
-        ]
+        blocks = prenorm_blocks(
+            c,
+            lambda _: NativeRecurrenceMixer(c.d_model, c.recurrence, c.mode),
+            mlp=None,  # no MLP: pre-norm -> recurrence -> residual, as documented
+            norm=c.norm,
+            dropout=c.dropout,
+        )
         super().__init__(config, blocks)

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.state import RecurrentState
 from bestiary.options import option
@@ -235,14 +235,5 @@ class TTTLayer(nn.Module):
 )
 class TTT(CausalLM):
     def __init__(self, config: Config):
-        blocks = [
-            Block(
-                config.d_model,
-                TTTLayer(config),
-                make_mlp(config.mlp, config.d_model, config.d_ff),
-                norm=config.norm,
-                norm_eps=config.norm_eps,
-            )
-            for _ in range(config.n_layers)
-        ]
+        blocks = prenorm_blocks(config, lambda _: TTTLayer(config), mlp=config.mlp, norm=config.norm)
         super().__init__(config, blocks)

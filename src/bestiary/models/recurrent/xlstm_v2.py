@@ -29,9 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.block import Block
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
-from bestiary.layers.mlp import SwiGLU
 from bestiary.layers.state import RecurrentState
 from bestiary.layers.xlstm import MLSTM_MODES, head_norm, run_mlstm
 from bestiary.options import Rule, option
@@ -159,24 +158,18 @@ RULES = [
 class XLSTMv2(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(
+        blocks = prenorm_blocks(
+            c,
+            lambda _: mLSTMv2Mixer(
                 c.d_model,
-                mLSTMv2Mixer(
-                    c.d_model,
-                    c.n_heads,
-                    round(c.d_model * c.qk_dim_factor),
-                    gate_soft_cap=c.gate_soft_cap,
-                    norm_eps=c.norm_eps,
-                    mode=c.mode,
-                    chunk_size=c.chunk_size,
-                ),
-                SwiGLU(c.d_model, c.d_ff),
-                norm="rmsnorm",
+                c.n_heads,
+                round(c.d_model * c.qk_dim_factor),
+                gate_soft_cap=c.gate_soft_cap,
                 norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+                mode=c.mode,
+                chunk_size=c.chunk_size,
+            ),
+        )
         super().__init__(config, blocks)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.block import Block
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM
 from bestiary.layers.checks import check_shape
 from bestiary.layers.scan import scan_hillis_steele, scan_sequential
@@ -168,15 +168,11 @@ class Config:
 class GatedSSM(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(
-                c.d_model,
-                GatedSSMMixer(c.d_model, c.d_state, c.expand, c.kernel_size, c.mode),
-                None,  # no MLP: Edifice's block is the mixer alone (its gated expansion plays that part)
-                norm=c.norm,
-                norm_eps=c.norm_eps,
-                dropout=c.dropout,
-            )
-            for _ in range(c.n_layers)
-        ]
+        blocks = prenorm_blocks(
+            c,
+            lambda _: GatedSSMMixer(c.d_model, c.d_state, c.expand, c.kernel_size, c.mode),
+            mlp=None,  # no MLP: Edifice's block is the mixer alone (its gated expansion plays that part)
+            norm=c.norm,
+            dropout=c.dropout,
+        )
         super().__init__(config, blocks)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.block import Block
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.ssm_kernels import DiagonalSSM
 from bestiary.layers.state import RecurrentState
@@ -98,8 +98,5 @@ class GSSMixer(nn.Module):
 class GSS(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(c.d_model, GSSMixer(c), None, norm=c.norm, norm_eps=c.norm_eps, dropout=c.dropout)
-            for _ in range(c.n_layers)
-        ]
+        blocks = prenorm_blocks(c, lambda _: GSSMixer(c), mlp=None, norm=c.norm, dropout=c.dropout)
         super().__init__(config, blocks)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.ssm_kernels import DiagonalSSM, fft_causal_conv
 from bestiary.layers.state import RecurrentState
@@ -142,15 +142,5 @@ class H3Mixer(nn.Module):
 class H3(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(
-                c.d_model,
-                H3Mixer(c),
-                make_mlp(c.mlp, c.d_model, c.d_ff, dropout=c.dropout),
-                norm=c.norm,
-                norm_eps=c.norm_eps,
-                dropout=c.dropout,
-            )
-            for _ in range(c.n_layers)
-        ]
+        blocks = prenorm_blocks(c, lambda _: H3Mixer(c), mlp=c.mlp, norm=c.norm, dropout=c.dropout)
         super().__init__(config, blocks)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM
 from bestiary.layers.hyena import HyenaOperator, ImplicitFilter
 from bestiary.options import Rule, option
@@ -77,15 +77,5 @@ class Hyena(CausalLM):
             ]
             return HyenaOperator(c.d_model, filters, c.kernel_size, c.dropout)
 
-        blocks = [
-            Block(
-                c.d_model,
-                operator(),
-                make_mlp(c.mlp, c.d_model, c.d_ff, dropout=c.dropout),
-                norm=c.norm,
-                norm_eps=c.norm_eps,
-                dropout=c.dropout,
-            )
-            for _ in range(c.n_layers)
-        ]
+        blocks = prenorm_blocks(c, lambda _: operator(), mlp=c.mlp, norm=c.norm, dropout=c.dropout)
         super().__init__(config, blocks)

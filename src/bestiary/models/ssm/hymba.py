@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from bestiary.layers.attention import MultiHeadAttention
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM
 from bestiary.layers.checks import check_tokens
 from bestiary.layers.kv_cache import Cache
@@ -143,29 +143,23 @@ class Hymba(CausalLM):
         c = config
         rope = RotaryEmbedding(c.d_model // c.n_heads, c.rope_theta)
         full = global_attention_layers(c.n_layers)
-        blocks = [
-            Block(
+        blocks = prenorm_blocks(
+            c,
+            lambda i: HybridHeadMixer(
                 c.d_model,
-                HybridHeadMixer(
-                    c.d_model,
-                    n_heads=c.n_heads,
-                    n_kv_heads=c.n_kv_heads,
-                    window=None if i in full else c.sliding_window,
-                    n_meta=c.n_meta_tokens,
-                    rope=rope,
-                    norm_eps=c.norm_eps,
-                    d_state=c.d_state,
-                    d_conv=c.d_conv,
-                    expand=c.expand,
-                    dt_rank=c.dt_rank,
-                    scan=c.scan,
-                ),
-                make_mlp("swiglu", c.d_model, c.d_ff),
-                norm="rmsnorm",
+                n_heads=c.n_heads,
+                n_kv_heads=c.n_kv_heads,
+                window=None if i in full else c.sliding_window,
+                n_meta=c.n_meta_tokens,
+                rope=rope,
                 norm_eps=c.norm_eps,
-            )
-            for i in range(c.n_layers)
-        ]
+                d_state=c.d_state,
+                d_conv=c.d_conv,
+                expand=c.expand,
+                dt_rank=c.dt_rank,
+                scan=c.scan,
+            ),
+        )
         super().__init__(config, blocks)
         self.meta_tokens = nn.Parameter(0.02 * torch.randn(c.n_meta_tokens, c.d_model))  # (M, d_model)
 

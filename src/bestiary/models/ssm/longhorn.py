@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.block import Block
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.scan import scan_hillis_steele, scan_sequential
 from bestiary.layers.ssm_kernels import CausalDepthwiseConv
@@ -110,8 +110,5 @@ class LonghornMixer(nn.Module):
 class Longhorn(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(c.d_model, LonghornMixer(c), None, norm=c.norm, norm_eps=c.norm_eps)
-            for _ in range(c.n_layers)
-        ]
+        blocks = prenorm_blocks(c, lambda _: LonghornMixer(c), mlp=None, norm=c.norm)
         super().__init__(config, blocks)

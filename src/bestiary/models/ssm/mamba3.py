@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.block import Block
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.mamba import GatedRMSNorm, inverse_softplus, sample_dt, ssd_chunked
 from bestiary.layers.norms import RMSNorm
@@ -192,21 +192,17 @@ RULES = [
 class Mamba3(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(
+        blocks = prenorm_blocks(
+            c,
+            lambda _: Mamba3Mixer(
                 c.d_model,
-                Mamba3Mixer(
-                    c.d_model,
-                    d_state=c.d_state,
-                    expand=c.expand,
-                    head_dim=c.head_dim,
-                    chunk_size=c.chunk_size,
-                    mode=c.mode,
-                ),
-                None,
-                norm=c.norm,
-                norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+                d_state=c.d_state,
+                expand=c.expand,
+                head_dim=c.head_dim,
+                chunk_size=c.chunk_size,
+                mode=c.mode,
+            ),
+            mlp=None,
+            norm=c.norm,
+        )
         super().__init__(config, blocks)

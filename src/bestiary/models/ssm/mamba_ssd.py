@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bestiary.layers.block import Block
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM
 from bestiary.layers.mamba import SSD_MODES, Mamba2Mixer
 from bestiary.options import Rule, option
@@ -96,30 +96,26 @@ class MambaSSD(CausalLM):
 
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(
+        blocks = prenorm_blocks(
+            c,
+            lambda _: Mamba2Mixer(
                 c.d_model,
-                Mamba2Mixer(
-                    c.d_model,
-                    d_state=c.d_state,
-                    d_conv=c.d_conv,
-                    expand=c.expand,
-                    head_dim=c.head_dim,
-                    n_groups=c.n_groups,
-                    chunk_size=c.chunk_size,
-                    mode=c.mode,
-                    bias=c.bias,
-                    conv_bias=c.conv_bias,
-                    norm_eps=c.norm_eps,
-                    dt_min=c.dt_min,
-                    dt_max=c.dt_max,
-                ),
-                None,
-                norm=c.norm,
+                d_state=c.d_state,
+                d_conv=c.d_conv,
+                expand=c.expand,
+                head_dim=c.head_dim,
+                n_groups=c.n_groups,
+                chunk_size=c.chunk_size,
+                mode=c.mode,
+                bias=c.bias,
+                conv_bias=c.conv_bias,
                 norm_eps=c.norm_eps,
-            )
-            for _ in range(c.n_layers)
-        ]
+                dt_min=c.dt_min,
+                dt_max=c.dt_max,
+            ),
+            mlp=None,
+            norm=c.norm,
+        )
         super().__init__(config, blocks)
 
 

@@ -30,10 +30,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bestiary.layers.block import Block, make_mlp
-from bestiary.layers.causal_lm import CausalLM, check_sequence
-from bestiary.layers.ssm_kernels import GLUOutput, discretize_bilinear, fft_causal_conv, krylov, nplr_legs
-from bestiary.layers.state import RecurrentState
+from bestiary.layers.block import prenorm_blocks
+from bestiary.layers.causal_lm import CausalLM
+from bestiary.layers.ssm_kernels import SSMGLUMixer, discretize_bilinear, fft_causal_conv, krylov, nplr_legs
 from bestiary.options import Rule, option
 from bestiary.registry import register
 
@@ -119,31 +118,14 @@ class DPLRSSM(nn.Module):
         return y, h_last
 
 
-class S4Mixer(nn.Module):
+class S4Mixer(SSMGLUMixer):
     """x (B, T, D) -> S4 along time, per channel -> GELU -> GLU across channels -> (B, T, D).
 
     cache: a RecurrentState holding "h" (B, D, N) complex."""
 
     def __init__(self, config: Config):
-        super().__init__()
         c = config
-        self.d_model, self.mode = c.d_model, c.mode
-        self.ssm = DPLRSSM(c.d_model, c.d_state, c.dt_min, c.dt_max)
-        self.output = GLUOutput(c.d_model, c.dropout)
-
-    def init_cache(self, batch: int) -> RecurrentState:
-        return RecurrentState(self, batch, ("h",))
-
-    def forward(self, x: torch.Tensor, *, cache: RecurrentState | None = None) -> torch.Tensor:
-        check_sequence(x, self.d_model)
-        if cache is None:
-            y, _ = self.ssm(x, mode=self.mode)
-            return self.output(y)
-        cache.check(self, x)
-        mode = "recurrent" if x.shape[1] == 1 else self.mode
-        y, cache["h"] = self.ssm(x, cache["h"], mode=mode)
-        cache.length += x.shape[1]
-        return self.output(y)
+        super().__init__(c.d_model, DPLRSSM(c.d_model, c.d_state, c.dt_min, c.dt_max), c.mode, c.dropout)
 
 
 @register(
@@ -167,15 +149,5 @@ class S4Mixer(nn.Module):
 class S4(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(
-                c.d_model,
-                S4Mixer(c),
-                make_mlp(c.mlp, c.d_model, c.d_ff, dropout=c.dropout),
-                norm=c.norm,
-                norm_eps=c.norm_eps,
-                dropout=c.dropout,
-            )
-            for _ in range(c.n_layers)
-        ]
+        blocks = prenorm_blocks(c, lambda _: S4Mixer(c), mlp=c.mlp, norm=c.norm, dropout=c.dropout)
         super().__init__(config, blocks)

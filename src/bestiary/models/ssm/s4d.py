@@ -22,13 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-from torch import nn
-
-from bestiary.layers.block import Block, make_mlp
-from bestiary.layers.causal_lm import CausalLM, check_sequence
-from bestiary.layers.ssm_kernels import DiagonalSSM, GLUOutput
-from bestiary.layers.state import RecurrentState
+from bestiary.layers.block import prenorm_blocks
+from bestiary.layers.causal_lm import CausalLM
+from bestiary.layers.ssm_kernels import DiagonalSSM, SSMGLUMixer
 from bestiary.options import Rule, option
 from bestiary.registry import register
 
@@ -51,31 +47,15 @@ class Config:
     dt_max: float = option(1e-1, gt=0.0)
 
 
-class S4DMixer(nn.Module):
+class S4DMixer(SSMGLUMixer):
     """x (B, T, D) -> SSM along time, per channel -> GELU -> GLU across channels -> (B, T, D).
 
     cache: a RecurrentState holding "h" (B, D, N/2) complex: the SSM state after the positions read."""
 
     def __init__(self, config: Config):
-        super().__init__()
         c = config
-        self.d_model, self.mode = c.d_model, c.mode
-        self.ssm = DiagonalSSM(c.d_model, c.d_state, init=c.init, dt_min=c.dt_min, dt_max=c.dt_max)
-        self.output = GLUOutput(c.d_model, c.dropout)
-
-    def init_cache(self, batch: int) -> RecurrentState:
-        return RecurrentState(self, batch, ("h",))
-
-    def forward(self, x: torch.Tensor, *, cache: RecurrentState | None = None) -> torch.Tensor:
-        check_sequence(x, self.d_model)
-        if cache is None:
-            y, _ = self.ssm(x, mode=self.mode)
-            return self.output(y)
-        cache.check(self, x)
-        mode = "recurrent" if x.shape[1] == 1 else self.mode  # one token: one recurrence step
-        y, cache["h"] = self.ssm(x, cache["h"], mode=mode)
-        cache.length += x.shape[1]
-        return self.output(y)
+        ssm = DiagonalSSM(c.d_model, c.d_state, init=c.init, dt_min=c.dt_min, dt_max=c.dt_max)
+        super().__init__(c.d_model, ssm, c.mode, c.dropout)
 
 
 @register(
@@ -100,15 +80,5 @@ class S4DMixer(nn.Module):
 class S4D(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(
-                c.d_model,
-                S4DMixer(c),
-                make_mlp(c.mlp, c.d_model, c.d_ff, dropout=c.dropout),
-                norm=c.norm,
-                norm_eps=c.norm_eps,
-                dropout=c.dropout,
-            )
-            for _ in range(c.n_layers)
-        ]
+        blocks = prenorm_blocks(c, lambda _: S4DMixer(c), mlp=c.mlp, norm=c.norm, dropout=c.dropout)
         super().__init__(config, blocks)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.block import Block
+from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.scan import scan_cumsum, scan_hillis_steele, scan_sequential
 from bestiary.layers.ssm_kernels import discretize_zoh, nplr_legs
@@ -126,8 +126,5 @@ class S5Mixer(nn.Module):
 class S5(CausalLM):
     def __init__(self, config: Config):
         c = config
-        blocks = [
-            Block(c.d_model, S5Mixer(c), None, norm=c.norm, norm_eps=c.norm_eps, dropout=c.dropout)
-            for _ in range(c.n_layers)
-        ]
+        blocks = prenorm_blocks(c, lambda _: S5Mixer(c), mlp=None, norm=c.norm, dropout=c.dropout)
         super().__init__(config, blocks)

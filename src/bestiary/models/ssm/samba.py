@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from bestiary.layers.attention import MultiHeadAttention
-from bestiary.layers.block import Block, make_mlp
+from bestiary.layers.block import Block, prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM
 from bestiary.layers.mamba import SCANS, MambaMixer
 from bestiary.layers.positions import RotaryEmbedding
@@ -55,28 +55,23 @@ class Config:
 
 def samba_blocks(c: Config) -> list[Block]:
     rope = RotaryEmbedding(c.d_model // c.n_heads, c.rope_theta)
-    blocks = []
-    for i in range(c.n_layers):
+
+    def mixer(i: int) -> nn.Module:
         if i % 2 == 0:
-            mixer: nn.Module = MambaMixer(
+            return MambaMixer(
                 c.d_model, d_state=c.d_state, d_conv=c.d_conv, expand=c.expand, dt_rank=c.dt_rank, scan=c.scan
             )
-        else:
-            mixer = MultiHeadAttention(
-                c.d_model,
-                c.n_heads,
-                n_kv_heads=c.n_kv_heads,
-                bias=False,
-                causal=True,
-                window=c.sliding_window,
-                rope=rope,
-            )
-        blocks.append(
-            Block(
-                c.d_model, mixer, make_mlp("swiglu", c.d_model, c.d_ff), norm="rmsnorm", norm_eps=c.norm_eps
-            )
+        return MultiHeadAttention(
+            c.d_model,
+            c.n_heads,
+            n_kv_heads=c.n_kv_heads,
+            bias=False,
+            causal=True,
+            window=c.sliding_window,
+            rope=rope,
         )
-    return blocks
+
+    return prenorm_blocks(c, mixer)
 
 
 @register(
