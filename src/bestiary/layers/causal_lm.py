@@ -8,8 +8,10 @@ the blocks is this one class, so a model file builds its blocks and nothing else
 
     class Mamba(CausalLM):
         def __init__(self, config):
-            blocks = [Block(config.d_model, MambaMixer(...), None, norm="rmsnorm") for _ in ...]
-            super().__init__(config, blocks)
+            super().__init__(config, prenorm_blocks(config, lambda i: MambaMixer(...), mlp=None))
+
+(`layers.block.prenorm_blocks`: config.n_layers pre-norm Blocks, a mixer per layer, a SwiGLU MLP of
+config.d_ff by default or none with mlp=None.)
 
 `config` needs vocab_size, d_model, and may have norm ("rmsnorm" by default), norm_eps,
 tie_embeddings (True by default), max_seq_len (None: no limit, as for a recurrent model), and two
