@@ -1,8 +1,10 @@
 """SPLA: block-sparse attention plus linear attention, so the blocks a query skips still reach it.
 
-Paper: "SPLA: Block Sparse Plus Linear Attention for Long Context Modeling" (2025). Neither the
-plans nor our reference search had its text: this is the design as we understood it, not checked
-against the paper's equations, so its card has no arXiv id.
+Paper: "SPLA: Block Sparse Plus Linear Attention for Long Context Modeling" (Wang, Friedman & Lei,
+2026, arXiv:2601.22379), as the plans' Edifice module summarises it: second-order Taylor block
+selection, exact attention on the selected blocks, residual linear attention ("o_global -
+o_selected", the subtraction trick) for the rest. The paper's text itself was not at hand; the
+learned per-head gate on the residual part is our choice.
 
 Block-sparse attention (MoBA, NSA) throws away every block it does not select; over a long context
 that is most of the past. SPLA keeps the selected blocks exact and summarises the rest:
@@ -147,8 +149,8 @@ class SPLAAttention(MultiHeadAttention):
     config=Config,
     summary="SPLA: exact attention on Taylor-selected blocks plus gated linear attention over the unselected ones.",
     paper="SPLA: Block Sparse Plus Linear Attention for Long Context Modeling",
-    year=2025,
-    arxiv=None,
+    year=2026,
+    arxiv="2601.22379",
     input_kind="tokens",
     causal=True,
     tiny=dict(
