@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
+from bestiary.layers.short_conv import CausalDepthwiseConv
 from bestiary.layers.ssm_kernels import (
-    CausalDepthwiseConv,
     DiagonalSSM,
     direct_causal_conv,
     discretize_bilinear,

@@ -53,6 +53,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bestiary.layers.short_conv import CausalDepthwiseConv
+
 MODES = ("chunkwise", "recurrent")
 
 
@@ -186,30 +188,22 @@ def delta_rule(
     return delta_rule_chunkwise(q, k, v, beta, log_decay, state, chunk_size)
 
 
-class ShortConv(nn.Module):
-    """A causal depthwise convolution over time (each channel its own kernel_size taps), then an
-    activation. Every delta-rule layer puts one on q, k and v: it lets a key mix in its few
-    neighbours before it is written, which the papers found essential for recall.
+class ShortConv(CausalDepthwiseConv):
+    """The causal depthwise convolution of `layers.short_conv` without a bias, then an activation.
+    Every delta-rule layer puts one on q, k and v: it lets a key mix in its few neighbours before it
+    is written, which the papers found essential for recall.
 
     forward(x (B, T, C), window (B, kernel_size - 1, C) or None) -> (y (B, T, C), new window): the
     window holds the last inputs, so decoding continues the convolution across calls."""
 
     def __init__(self, channels: int, kernel_size: int, activation: str = "silu"):
-        super().__init__()
-        self.kernel_size = kernel_size
-        # weight (C, 1, K), the layout of a grouped nn.Conv1d; no padding here, the window pads
-        self.conv = nn.Conv1d(channels, channels, kernel_size, groups=channels, bias=False)
+        super().__init__(channels, kernel_size, bias=False)
         self.activation = nn.SiLU() if activation == "silu" else nn.Identity()
 
     def forward(
         self, x: torch.Tensor, window: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        B, T, C = x.shape
-        if window is None:  # nothing read yet: the past is zeros (a causal left padding)
-            window = x.new_zeros(B, self.kernel_size - 1, C)
-        padded = torch.cat([window, x], dim=1)  # (B, K - 1 + T, C)
-        y = self.conv(padded.transpose(1, 2)).transpose(1, 2)  # (B, T, C)
-        new_window = padded[:, padded.shape[1] - (self.kernel_size - 1) :]  # (B, K - 1, C)
+        y, new_window = super().forward(x, window)
         return self.activation(y), new_window
 
 

@@ -33,7 +33,8 @@ from torch import nn
 
 from bestiary.layers.causal_lm import check_sequence
 from bestiary.layers.scan import scan_sequential
-from bestiary.layers.ssm_kernels import CausalDepthwiseConv, fft_causal_conv
+from bestiary.layers.short_conv import CausalDepthwiseConv
+from bestiary.layers.ssm_kernels import fft_causal_conv
 from bestiary.layers.state import RecurrentState
 
 

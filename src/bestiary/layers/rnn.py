@@ -28,6 +28,7 @@ from torch import nn
 from bestiary.layers.checks import check_shape
 from bestiary.layers.kv_cache import Cache
 from bestiary.layers.scan import scan_log_space, scan_sequential
+from bestiary.layers.short_conv import CausalDepthwiseConv
 from bestiary.layers.state import RecurrentState, zeros_or
 
 MIN_RNN_MODES = ("parallel", "sequential")
@@ -152,24 +153,6 @@ def g(x: torch.Tensor) -> torch.Tensor:
 def log_g(x: torch.Tensor) -> torch.Tensor:
     """log g(x), computed without ever forming a tiny g(x): log(x + 0.5) or -softplus(-x)."""
     return torch.where(x >= 0, torch.log(F.relu(x) + 0.5), -F.softplus(-x))
-
-
-class CausalDepthwiseConv(nn.Module):
-    """A causal depthwise 1-D convolution over time, (B, T, D) -> (B, T, D), that continues from the
-    last kernel_size - 1 inputs kept in a cache (the minGRU LM's optional local mixing)."""
-
-    def __init__(self, d_model: int, kernel_size: int):
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.conv = nn.Conv1d(d_model, d_model, kernel_size, groups=d_model)
-
-    def forward(self, x: torch.Tensor, past: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, T, D), past (B, k - 1, D) or None (zeros) -> (y (B, T, D), the new past)."""
-        if past is None:
-            past = x.new_zeros(x.shape[0], self.kernel_size - 1, x.shape[2])
-        window = torch.cat([past, x], dim=1)  # (B, k - 1 + T, D)
-        y = self.conv(window.transpose(1, 2)).transpose(1, 2)  # (B, T, D)
-        return y, window[:, window.shape[1] - (self.kernel_size - 1) :]
 
 
 class _MinRNN(nn.Module):

@@ -155,25 +155,6 @@ def direct_causal_conv(u: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return torch.einsum("hts,bsh->bth", toeplitz, u)
 
 
-class CausalDepthwiseConv(nn.Module):
-    """A short causal depthwise conv over time (H3's and Hyena's "short filter"), with a cache of
-    the last kernel_size - 1 inputs so it can run a token at a time. x (B, T, C) -> (B, T, C)."""
-
-    def __init__(self, channels: int, kernel_size: int):
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.conv = nn.Conv1d(channels, channels, kernel_size, groups=channels)
-
-    def forward(self, x: torch.Tensor, past: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns (outputs (B, T, C), the last kernel_size - 1 inputs (B, k - 1, C) for the next call).
-        past: what the previous call returned (None: zeros, the causal padding)."""
-        if past is None:
-            past = x.new_zeros(x.shape[0], self.kernel_size - 1, x.shape[2])
-        window = torch.cat([past, x], dim=1)  # (B, k - 1 + T, C)
-        y = self.conv(window.transpose(1, 2)).transpose(1, 2)  # (B, T, C)
-        return y, window[:, window.shape[1] - (self.kernel_size - 1) :]
-
-
 # ------------------------------------------------------------------------------- the S4D layer
 class DiagonalSSM(nn.Module):
     """H independent single-input single-output SSMs with diagonal complex A (S4D).

@@ -44,6 +44,7 @@ from torch import nn
 from bestiary.layers.block import Block
 from bestiary.layers.causal_lm import check_sequence
 from bestiary.layers.mlp import SwiGLU
+from bestiary.layers.short_conv import CausalDepthwiseConv
 from bestiary.layers.state import RecurrentState, zeros_or
 
 MLSTM_MODES = ("parallel", "chunkwise", "recurrent")
@@ -151,25 +152,6 @@ def mlstm_chunkwise(
 
 
 # --------------------------------------------------------------------------------- shared parts
-class CausalDepthwiseConv(nn.Module):
-    """A per-channel causal convolution (B, T, C) -> (B, T, C) that keeps its last kernel_size - 1
-    inputs as state, so that it can continue across calls. Weight (C, 1, K) as nn.Conv1d."""
-
-    def __init__(self, channels: int, kernel_size: int):
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.conv = nn.Conv1d(channels, channels, kernel_size, groups=channels, bias=True)
-
-    def forward(self, x: torch.Tensor, past: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, T, C), past (B, K-1, C) or None (zeros) -> y (B, T, C), the new past (B, K-1, C)."""
-        B, _, C = x.shape
-        if past is None:
-            past = x.new_zeros(B, self.kernel_size - 1, C)
-        padded = torch.cat([past, x], dim=1)  # (B, K-1+T, C)
-        y = self.conv(padded.transpose(1, 2)).transpose(1, 2)  # (B, T, C)
-        return y, padded[:, padded.shape[1] - (self.kernel_size - 1) :]
-
-
 class HeadwiseLinear(nn.Module):
     """A block-diagonal linear map: the channels split into n_blocks groups, each with its own small
     square matrix (xLSTM's q/k/v and gate projections; far fewer parameters than a dense one)."""

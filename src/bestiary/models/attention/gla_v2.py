@@ -32,7 +32,7 @@ from torch import nn
 from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.linear_attention import MODES, attend_with_cache, elu_plus_one
-from bestiary.layers.rnn import CausalDepthwiseConv
+from bestiary.layers.short_conv import CausalDepthwiseConv
 from bestiary.layers.state import RecurrentState
 from bestiary.options import option
 from bestiary.registry import register

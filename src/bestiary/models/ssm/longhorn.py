@@ -32,7 +32,7 @@ from torch import nn
 from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
 from bestiary.layers.scan import scan_hillis_steele, scan_sequential
-from bestiary.layers.ssm_kernels import CausalDepthwiseConv
+from bestiary.layers.short_conv import CausalDepthwiseConv
 from bestiary.layers.state import RecurrentState
 from bestiary.options import option
 from bestiary.registry import register
