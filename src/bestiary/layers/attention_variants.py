@@ -24,8 +24,6 @@ query may see, so decoding with the cache gives the full forward's outputs.
 Also here, because two models of the attention zoo share each of them:
 - `KVExtrasCache`: a KVCache that keeps more per-position tensors (FoX's cumulative forget gates,
   MTA's past queries, Mega's and MEGALODON's keys and values of different widths, NHA's gates);
-- `causal_convolution` / `causal_convolution_fft`: a long causal convolution, as an explicit
-  Toeplitz matrix and with FFTs (TNN's Toeplitz operator, Mega's EMA as a convolution);
 - `DampedEMA`: Mega's multi-dimensional damped EMA and MEGALODON's complex one (CEMA);
 - `ResidualLinearAttention`: RLA and RDN, linear attention / the delta rule with a second state
   that fits the first one's residual errors.
@@ -47,11 +45,10 @@ from bestiary.layers.checks import check_shape
 from bestiary.layers.kv_cache import KVCache
 from bestiary.layers.masks import causal_mask
 from bestiary.layers.positions import RotaryEmbedding
+from bestiary.layers.ssm_kernels import fft_causal_conv
 from bestiary.layers.state import RecurrentState
 
 __all__ = [
-    "causal_convolution",
-    "causal_convolution_fft",
     "DampedEMA",
     "ema_kernel",
     "ema_recurrent",
@@ -236,25 +233,6 @@ class KVExtrasCache(KVCache):
         return super().nbytes() + extras
 
 
-# ------------------------------------------------------------------ long causal convolutions (TNN, Mega)
-def causal_convolution(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """y_i = sum_{j <= i} kernel_{i-j} x_j per channel, as an explicit (T, T) Toeplitz matrix.
-
-    x (B, T, C), kernel (T, C) -> (B, T, C). O(T²): the definition, for reading and testing."""
-    T = x.shape[1]
-    offset = torch.arange(T, device=x.device)[:, None] - torch.arange(T, device=x.device)[None, :]  # i - j
-    toeplitz = kernel[offset.clamp_min(0)] * (offset >= 0)[..., None]  # (T, T, C): 0 above the diagonal
-    return torch.einsum("ijc,bjc->bic", toeplitz, x)
-
-
-def causal_convolution_fft(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """The same as `causal_convolution` in O(T log T): a product of FFTs, zero-padded to 2T so the
-    circular convolution the FFT computes does not wrap the end of the sequence onto its start."""
-    T = x.shape[1]
-    spectrum = torch.fft.rfft(x, n=2 * T, dim=1) * torch.fft.rfft(kernel, n=2 * T, dim=0)  # (B, T+1, C)
-    return torch.fft.irfft(spectrum, n=2 * T, dim=1)[:, :T]  # (B, T, C)
-
-
 # ------------------------------------------------------ damped exponential moving averages (Mega, MEGALODON)
 def ema_powers(decay: torch.Tensor, exponents: torch.Tensor) -> torch.Tensor:
     """decay^j for each j in `exponents` (n,): (n, *decay.shape). A complex decay r e^(iθ) is raised
@@ -345,7 +323,9 @@ class DampedEMA(nn.Module):
             y, last = ema_recurrent(x, decay, gain, self.eta, state)
         else:
             T = x.shape[1]
-            y = causal_convolution_fft(x, ema_kernel(decay, gain, self.eta, T))  # (B, T, D)
+            y = fft_causal_conv(
+                x, ema_kernel(decay, gain, self.eta, T).T
+            )  # (B, T, D): the EMA as a convolution
             # the last state is the same sum as the convolution, without η: sum_j decay^(T-1-j) gain x_j
             powers = ema_powers(decay, torch.arange(T - 1, -1, -1, device=x.device))  # (T, D, N)
             last = torch.einsum("tdn,btd->bdn", powers * gain, x.to(powers.dtype))

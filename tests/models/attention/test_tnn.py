@@ -7,7 +7,7 @@ import torch
 from attention_zoo_helpers import assert_cached_equals_full
 
 import bestiary
-from bestiary.layers.attention_variants import causal_convolution, causal_convolution_fft
+from bestiary.layers.ssm_kernels import direct_causal_conv, fft_causal_conv
 from bestiary.models.attention.tnn import TNN, Config, GatedToeplitzUnit
 
 
@@ -21,12 +21,12 @@ def np_toeplitz(x, t):
     return y
 
 
-@pytest.mark.parametrize("form", [causal_convolution, causal_convolution_fft])
-def test_toeplitz_product_and_gradient_match_the_definition(form):
+@pytest.mark.parametrize("conv", [direct_causal_conv, fft_causal_conv])
+def test_toeplitz_product_and_gradient_match_the_definition(conv):
     rng = np.random.default_rng(0)
     x, t, upstream = rng.normal(size=(2, 7, 3)), rng.normal(size=(7, 3)), rng.normal(size=(2, 7, 3))
     xt, tt = torch.tensor(x, requires_grad=True), torch.tensor(t, requires_grad=True)
-    y = form(xt, tt)
+    y = conv(xt, tt.T)  # kernels are (channels, taps)
     np.testing.assert_allclose(y.detach().numpy(), np_toeplitz(x, t), rtol=1e-10, atol=1e-12)
     (y * torch.tensor(upstream)).sum().backward()
     # the product is bilinear: dL/dx_j = sum_i t_{i-j} g_i, dL/dt_k = sum_i g_i x_{i-k}

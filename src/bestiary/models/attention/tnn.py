@@ -27,9 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bestiary.layers.attention_variants import KVExtrasCache, causal_convolution, causal_convolution_fft
+from bestiary.layers.attention_variants import KVExtrasCache
 from bestiary.layers.block import prenorm_blocks
 from bestiary.layers.causal_lm import CausalLM, check_sequence
+from bestiary.layers.ssm_kernels import direct_causal_conv, fft_causal_conv
 from bestiary.options import option
 from bestiary.registry import register
 
@@ -81,9 +82,9 @@ class GatedToeplitzUnit(nn.Module):
         if T == 1 and n > 1:  # one new token: y_n = sum_k t_k x_{n-1-k}, a dot product
             mixed = (t.flip(0) * inputs).sum(dim=1, keepdim=True)  # (B, 1, D)
         elif self.mode == "fft":
-            mixed = causal_convolution_fft(inputs, t)[:, n - T :]  # (B, T, D): the new positions
+            mixed = fft_causal_conv(inputs, t.T)[:, n - T :]  # (B, T, D): the new positions
         else:
-            mixed = causal_convolution(inputs, t)[:, n - T :]
+            mixed = direct_causal_conv(inputs, t.T)[:, n - T :]
         return self.out_proj(gate * mixed)
 
 
