@@ -16,7 +16,6 @@ Sequence model: (B, T, in_dim) -> (B, T, d_model); `num_features` = d_model.
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +24,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from bestiary.layers.checks import check_shape
+from bestiary.layers.kv_cache import Cache
 from bestiary.registry import register
 
 
@@ -38,18 +38,22 @@ class Config:
     use_weight_norm: bool = True  # the paper's choice; set False for plain convs
 
 
-class TCNCache:
+class TCNCache(Cache):
     """What a TCN needs to continue a sequence: for every causal conv, the last (k - 1) * dilation
     inputs it saw (before the first token, the zeros of its left padding), and how many positions
-    have been read. Feeding a sequence whole or in pieces gives the same outputs."""
+    have been read. Feeding a sequence whole or in pieces gives the same outputs. A `Cache`, so it
+    knows its model and batch size (`check`)."""
 
     def __init__(self, n_convs: int, batch: int, owner: nn.Module):
-        self.pasts: list[torch.Tensor | None] = [None] * n_convs  # (B, C_in, (k - 1) * dilation) each
-        self.length = 0
-        self.batch, self.owner = batch, weakref.ref(owner)  # checked before the cache is read
+        super().__init__([None] * n_convs, owner=owner, batch=batch)
 
-    def __len__(self) -> int:
-        return self.length
+    @property
+    def pasts(self) -> list[torch.Tensor | None]:
+        """One per conv: (B, C_in, (k - 1) * dilation), or None before the first step."""
+        return self.layers
+
+    def nbytes(self) -> int:
+        return sum(p.numel() * p.element_size() for p in self.layers if p is not None)
 
 
 class CausalConv1d(nn.Module):
@@ -140,15 +144,11 @@ class TCN(nn.Module):
         """x (B, T, in_dim) -> (B, T, d_model). With `cache`, x holds the positions after those
         already read, and the convs look back into the cache instead of into zero padding."""
         check_shape(x, "B T D", name="x", D=self.config.in_dim)
-        if cache is not None and cache.owner() is not self:
-            raise ValueError("this cache was made by another TCN: make one with model.init_cache(batch)")
-        if cache is not None and cache.batch != x.shape[0]:
-            raise ValueError(
-                f"this cache was made for batch {cache.batch}, but the input has batch {x.shape[0]}"
-            )
+        if cache is not None:
+            cache.check(self, x.shape[0])
         x = x.transpose(1, 2)  # convs want channels first: (B, in_dim, T)
         for block in self.blocks:
             x = block(x, cache)  # (B, d_model, T)
         if cache is not None:
-            cache.length += x.shape[-1]
+            cache.advance(x.shape[-1])
         return x.transpose(1, 2)  # (B, T, d_model)
