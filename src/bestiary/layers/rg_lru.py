@@ -33,7 +33,8 @@ from torch import nn
 
 from bestiary.layers.causal_lm import check_sequence
 from bestiary.layers.scan import scan_hillis_steele, scan_sequential
-from bestiary.layers.state import RecurrentState, zeros_or
+from bestiary.layers.short_conv import CausalDepthwiseConv
+from bestiary.layers.state import RecurrentState
 
 SCANS = {"sequential": scan_sequential, "hillis_steele": scan_hillis_steele}
 
@@ -98,12 +99,10 @@ class RecurrentBlock(nn.Module):
         self, d_model: int, *, lru_width: int, n_heads: int, conv_width: int = 4, scan: str = "hillis_steele"
     ):
         super().__init__()
-        self.d_model, self.conv_width = d_model, conv_width
+        self.d_model = d_model
         self.linear_y = nn.Linear(d_model, lru_width)
         self.linear_x = nn.Linear(d_model, lru_width)
-        self.conv = nn.Conv1d(
-            lru_width, lru_width, conv_width, groups=lru_width
-        )  # depthwise, causal by padding
+        self.conv = CausalDepthwiseConv(lru_width, conv_width)
         self.rg_lru = RGLRU(lru_width, n_heads, scan=scan)
         self.linear_out = nn.Linear(lru_width, d_model)
 
@@ -116,14 +115,13 @@ class RecurrentBlock(nn.Module):
             cache.check(self, x)
         B, T, _ = x.shape
         y = F.gelu(self.linear_y(x), approximate="tanh")  # (B, T, W)
-        u = self.linear_x(x).transpose(1, 2)  # (B, W, T): channels first for the conv
-        past = zeros_or(cache, "conv", lambda: u.new_zeros(B, u.shape[1], self.conv_width - 1))
-        u = torch.cat([past, u], dim=-1)  # (B, W, conv_width - 1 + T): the left padding is the past
-        conv_out = self.conv(u).transpose(1, 2)  # (B, T, W)
+        conv_out, conv_past = self.conv(
+            self.linear_x(x), None if cache is None else cache["conv"]
+        )  # (B, T, W)
         start = 0 if cache is None else cache.length
         h = self.rg_lru(conv_out, start, None if cache is None else cache["h"])  # (B, T, W)
         if cache is not None:
-            cache["conv"] = u[..., u.shape[-1] - (self.conv_width - 1) :]
+            cache["conv"] = conv_past
             cache["h"] = h[:, -1]
             cache.length += T
         return self.linear_out(h * y)

@@ -137,7 +137,7 @@ HF_RECURRENTGEMMA_NAMES = [
         r"model\.layers\.(\d+)\.temporal_block\.linear_(x|y|out)\.(weight|bias)",
         r"blocks.\1.mixer.linear_\2.\3",
     ),
-    (r"model\.layers\.(\d+)\.temporal_block\.conv_1d\.(weight|bias)", r"blocks.\1.mixer.conv.\2"),
+    (r"model\.layers\.(\d+)\.temporal_block\.conv_1d\.(weight|bias)", r"blocks.\1.mixer.conv.conv.\2"),
     (r"model\.layers\.(\d+)\.temporal_block\.rg_lru\.recurrent_param", r"blocks.\1.mixer.rg_lru.a_param"),
     (
         r"model\.layers\.(\d+)\.temporal_block\.rg_lru\.(input|recurrent)_gate_(weight|bias)",
