@@ -19,7 +19,9 @@
 # - why counting and gradient descent on a one-layer network give the same bigram model;
 # - how embeddings + a hidden layer let a model use more context without a table that grows as 27^k;
 # - how to backpropagate through embedding lookup, tanh, a linear layer and softmax cross-entropy by
-#   hand — the same gradients autograd computes.
+#   hand — the same gradients autograd computes;
+# - how to look inside a network: saturated tanh units and a confidently wrong start under a bad
+#   initialisation, and the structure a trained embedding table learned on its own.
 
 # %%
 import matplotlib.pyplot as plt
@@ -328,16 +330,165 @@ def mlp_next_probs(context):
 print("MLP samples:", sample(mlp_next_probs, 12, BLOCK, np.random.default_rng(3)))
 
 # %% [markdown]
+# ## 4. Look inside: the hidden layer at initialisation
+#
+# Why did `init_mlp` scale $W_1$ by $(5/3)/\sqrt{30}$ and $W_2$ by 0.01? Take the "obvious" init
+# instead, every weight and bias drawn from $\mathcal N(0, 1)$, and look at what the network does
+# before any training (Karpathy's *makemore* part 3):
+#
+# - the pre-activations $a = eW_1 + b_1$ are sums of 30 products of unit-variance numbers, so their
+#   standard deviation is about $\sqrt{31} \approx 5.6$, and $\tanh$ of such numbers is almost
+#   always ±1. A *saturated* unit passes back a local gradient $1 - h^2 \approx 0$: it learns
+#   nothing from that example;
+# - the logits have a standard deviation of about 14, so the network starts out *confidently
+#   wrong*: its loss is far above $\log 27$, the loss of an honest uniform guess, and the first
+#   hundreds of steps are spent only on shrinking the logits.
+#
+# The scaled init keeps $a$ at a standard deviation near 5/3 (the gain that offsets tanh's
+# squashing) and starts the logits near zero. Both networks then train exactly as in section 3.
+
+
+# %%
+def naive_init(rng):
+    return {
+        "C": rng.standard_normal((V, EMB)),
+        "W1": rng.standard_normal((BLOCK * EMB, HIDDEN)),
+        "b1": rng.standard_normal(HIDDEN),
+        "W2": rng.standard_normal((HIDDEN, V)),
+        "b2": rng.standard_normal(V),
+    }
+
+
+def train_mlp(p, steps, seed=2):
+    losses, step_rng = [], np.random.default_rng(seed)
+    for step in range(steps):
+        idx = step_rng.integers(0, len(Ytr), 64)
+        loss, grads = mlp_loss_and_grads(p, Xtr[idx], Ytr[idx])
+        lr = 0.1 if step < 0.75 * steps else 0.01
+        for k in p:
+            p[k] -= lr * grads[k]
+        losses.append(loss)
+    return losses
+
+
+probe = Xtr[:1000], Ytr[:1000]  # a fixed batch to look at
+inits = {"naive N(0, 1)": naive_init, "scaled (section 3)": init_mlp}
+inspect = {}
+for name, init in inits.items():
+    p = init(np.random.default_rng(0))
+    e, h, z = mlp_forward(p, probe[0])
+    loss0 = mlp_loss_and_grads(p, *probe)[0]
+    inspect[name] = {"h": h, "init loss": loss0, "saturated": float((np.abs(h) > 0.97).mean())}
+    inspect[name]["losses"] = train_mlp(p, MLP_STEPS)
+    inspect[name]["dev"] = mlp_nll(p, Xdev, Ydev)
+for name, r in inspect.items():
+    print(f"{name:20s} loss at init {r['init loss']:6.2f} (log 27 = {np.log(V):.2f}), "
+          f"saturated units {r['saturated']:.0%}, dev NLL after {MLP_STEPS} steps {r['dev']:.3f}")  # fmt: skip
+
+# %% [markdown]
+# **What to look for:** left, the histogram of the 200 hidden activations over 1,000 examples: the
+# naive init piles them at -1 and +1, the scaled one spreads them over the range. Middle, the same
+# activations for 40 examples (rows) and 200 units (columns), white where $|h| > 0.97$: under the
+# naive init most cells are white, and a unit whose column is white for *every* example would be
+# dead (no example could teach it). Right, the first 1,000 training steps: the naive network starts
+# far above $\log 27$ (its confident mistakes) and spends its first steps climbing down the
+# "hockey stick"; at the end of training it is still behind (dev losses printed above).
+
+# %%
+fig, axes = plt.subplots(2, 3, figsize=(14, 6.5), gridspec_kw={"width_ratios": [1, 1.4, 1.2]})
+for row, (name, r) in enumerate(inspect.items()):
+    axes[row, 0].hist(r["h"].ravel(), bins=50, color=f"C{row}")
+    axes[row, 0].set(title=f"{name}: tanh outputs h", xlabel="h", ylabel="count")
+    axes[row, 1].imshow(np.abs(r["h"][:40]) > 0.97, cmap="gray", aspect="auto", interpolation="nearest")
+    axes[row, 1].set(title=f"|h| > 0.97 (white): {r['saturated']:.0%} of cells", xlabel="hidden unit",
+                     ylabel="example")  # fmt: skip
+gs = axes[0, 2].get_gridspec()
+for ax in axes[:, 2]:
+    ax.remove()
+ax_curve = fig.add_subplot(gs[:, 2])
+for row, (name, r) in enumerate(inspect.items()):
+    ax_curve.plot(r["losses"][:1000], color=f"C{row}", lw=0.6, label=name)
+ax_curve.axhline(np.log(V), ls="--", color="gray", label="log 27 (uniform guess)")
+ax_curve.set(yscale="log", xlabel="step", ylabel="mini-batch loss (log scale)", title="The first 1,000 steps")
+ax_curve.legend()
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 5. Look inside: what the embeddings learned
+#
+# Each character's row of $C$ is 10 learned numbers. Nothing told the network what a vowel is, but
+# vowels are interchangeable in many contexts ("j_n" takes a, e, i, o), so their rows should end up
+# alike. We measure alikeness by the cosine similarity of two rows, and compare the trained table
+# with the random one it started from.
+#
+# **What to look for:** left, the trained table projected on its two principal directions: vowels
+# (red) lie on one side of the cloud. Right, the cosine similarities with the characters ordered
+# vowels first: the top-left vowel block is warmer than the vowel-consonant blocks beside it (the
+# averages are printed below the figure; at initialisation all three are near zero).
+
+# %%
+VOWELS = [stoi[c] for c in "aeiou"]
+CONSONANTS = [i for i in range(1, V) if i not in VOWELS and chars[i] != "y"]  # 'y' is both
+
+
+def cosine_table(C):
+    unit = C / np.linalg.norm(C, axis=1, keepdims=True)
+    return unit @ unit.T
+
+
+def block_means(S):
+    vv = S[np.ix_(VOWELS, VOWELS)][~np.eye(len(VOWELS), dtype=bool)].mean()  # off-diagonal only
+    return vv, S[np.ix_(VOWELS, CONSONANTS)].mean()
+
+
+S_trained, S_init = cosine_table(params["C"]), cosine_table(init_mlp(np.random.default_rng(0))["C"])
+(vv, vc), (vv0, vc0) = block_means(S_trained), block_means(S_init)
+centred = params["C"] - params["C"].mean(0)
+xy = centred @ np.linalg.svd(centred, full_matrices=False)[2][:2].T  # (27, 2): the first two principal axes
+order = VOWELS + [stoi["y"]] + CONSONANTS + [0]
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.5))
+for i, (x, y) in enumerate(xy):
+    ax1.scatter(x, y, s=250, color="C3" if i in VOWELS else "lightgray")
+    ax1.text(x, y, chars[i], ha="center", va="center", fontsize=10)
+ax1.set(title="Trained character embeddings (PCA of C)", xlabel="PC 1", ylabel="PC 2")
+im = ax2.imshow(S_trained[np.ix_(order, order)], cmap="RdBu_r", vmin=-1, vmax=1)
+ax2.set_xticks(range(V), [chars[i] for i in order])
+ax2.set_yticks(range(V), [chars[i] for i in order])
+ax2.set_title("Cosine similarity of trained embeddings")
+fig.colorbar(im, ax=ax2, shrink=0.8)
+plt.tight_layout()
+plt.show()
+print(f"mean cosine similarity   vowel-vowel  vowel-consonant\n"
+      f"  at initialisation        {vv0:+.3f}       {vc0:+.3f}\n"
+      f"  after training           {vv:+.3f}       {vc:+.3f}")  # fmt: skip
+
+
+# %% [markdown]
 # ## Result
 #
 # The count bigram and the neural bigram are the same model found two ways, so their dev losses agree
 # to within 0.02 (both about 2.5). The MLP, using three characters of context, beats them: its dev
 # loss must be below the count bigram's by at least 0.15 in quick mode (6k steps) and 0.25 in full
 # mode (60k steps).
+#
+# Inside the network: the naive N(0, 1) init starts confidently wrong (loss above 10, where the scaled
+# init starts within 0.05 of log 27) with more than half its tanh units saturated (the scaled init:
+# under a quarter), and it ends training at least 0.05 nats behind on dev. Training pulls the vowels'
+# embeddings together: their mean cosine similarity to each other exceeds their similarity to the
+# consonants by at least 0.1, a gap the random initial table does not have.
 
 # %%
 assert abs(neural_dev - count_dev) < 0.02, (neural_dev, count_dev)
 assert mlp_dev < count_dev - (0.15 if QUICK else 0.25), (mlp_dev, count_dev)
+naive, scaled = inspect["naive N(0, 1)"], inspect["scaled (section 3)"]
+assert naive["init loss"] > 10 and abs(scaled["init loss"] - np.log(V)) < 0.05, (
+    naive["init loss"],
+    scaled["init loss"],
+)
+assert naive["saturated"] > 0.5 and scaled["saturated"] < 0.25, (naive["saturated"], scaled["saturated"])
+assert scaled["dev"] < naive["dev"] - 0.05, (scaled["dev"], naive["dev"])
+assert vv - vc > 0.1 and (vv - vc) > (vv0 - vc0) + 0.1, (vv, vc, vv0, vc0)
 print(f"OK: dev NLL  count bigram {count_dev:.3f} | neural bigram {neural_dev:.3f} | MLP {mlp_dev:.3f}")
 
 # %% [markdown]
@@ -345,6 +496,8 @@ print(f"OK: dev NLL  count bigram {count_dev:.3f} | neural bigram {neural_dev:.3
 # - Remove the +1 smoothing from the count bigram. What happens to the dev loss, and why (hint: a pair
 #   that never occurs in training)?
 # - Give the MLP a context of 5 characters (`BLOCK = 5`). Does dev loss keep improving?
-# - Plot the 2-D embeddings when `EMB = 2`: do the vowels cluster?
+# - Train with `EMB = 2` and plot the embeddings directly (no PCA): do the vowels still group?
+# - Section 4 with a 5-layer tanh MLP: print the saturation of every layer under both inits, then add
+#   a batch normalisation before each tanh (P01) and see the naive init stop mattering.
 # - Replace SGD by the Adam of F04 (or `bestiary.scratch.optim.Adam`) — is the same dev loss reached in fewer steps?
 # - Break the backward pass on purpose (drop the `(1 - h**2)` factor) and watch the torch check fail.
