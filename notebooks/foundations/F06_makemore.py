@@ -378,7 +378,12 @@ for name, init in inits.items():
     p = init(np.random.default_rng(0))
     e, h, z = mlp_forward(p, probe[0])
     loss0 = mlp_loss_and_grads(p, *probe)[0]
-    inspect[name] = {"h": h, "init loss": loss0, "saturated": float((np.abs(h) > 0.97).mean())}
+    dz = softmax_rows(z)
+    dz[np.arange(len(probe[1])), probe[1]] -= (
+        1  # (softmax - onehot), per example: the batch size is not the point
+    )
+    da = (dz @ p["W2"].T) * (1 - h**2)  # the gradient that reaches each unit's pre-activation
+    inspect[name] = {"h": h, "da": da, "init loss": loss0, "saturated": float((np.abs(h) > 0.97).mean())}
     inspect[name]["losses"] = train_mlp(p, MLP_STEPS)
     inspect[name]["dev"] = mlp_nll(p, Xdev, Ydev)
 for name, r in inspect.items():
@@ -387,25 +392,32 @@ for name, r in inspect.items():
 
 # %% [markdown]
 # **What to look for:** left, the histogram of the 200 hidden activations over 1,000 examples: the
-# naive init piles them at -1 and +1, the scaled one spreads them over the range. Middle, the same
-# activations for 40 examples (rows) and 200 units (columns), white where $|h| > 0.97$: under the
+# naive init piles them at -1 and +1, the scaled one spreads them over the range. Second, the
+# gradient each unit's pre-activation receives from one example (log scale): under the naive init
+# it smears over a dozen orders of magnitude, a long tail of vanishing gradients from the saturated
+# units (1 - h² is tiny) beside large ones driven by the confidently wrong logits; under the scaled
+# init it is one narrow hump. Third, the same activations for 40 examples
+# (rows) and 200 units (columns), white where $|h| > 0.97$: under the
 # naive init most cells are white, and a unit whose column is white for *every* example would be
 # dead (no example could teach it). Right, the first 1,000 training steps: the naive network starts
 # far above $\log 27$ (its confident mistakes) and spends its first steps climbing down the
 # "hockey stick"; at the end of training it is still behind (dev losses printed above).
 
 # %%
-fig, axes = plt.subplots(2, 3, figsize=(14, 6.5), gridspec_kw={"width_ratios": [1, 1.4, 1.2]})
+fig, axes = plt.subplots(2, 4, figsize=(18, 6.5), gridspec_kw={"width_ratios": [1, 1, 1.4, 1.2]})
+grad_bins = np.linspace(-12, 1, 60)
 for row, (name, r) in enumerate(inspect.items()):
     axes[row, 0].hist(r["h"].ravel(), bins=50, color=f"C{row}")
     axes[row, 0].set(title=f"{name}: tanh outputs h", xlabel="h", ylabel="count")
-    axes[row, 1].imshow(np.abs(r["h"][:40]) > 0.97, cmap="gray", aspect="auto", interpolation="nearest")
-    axes[row, 1].set(title=f"|h| > 0.97 (white): {r['saturated']:.0%} of cells", xlabel="hidden unit",
+    axes[row, 1].hist(np.log10(np.abs(r["da"]).ravel() + 1e-12), bins=grad_bins, color=f"C{row}")
+    axes[row, 1].set(title="gradient reaching a", xlabel="log10 |dL/da| (one example)")
+    axes[row, 2].imshow(np.abs(r["h"][:40]) > 0.97, cmap="gray", aspect="auto", interpolation="nearest")
+    axes[row, 2].set(title=f"|h| > 0.97 (white): {r['saturated']:.0%} of cells", xlabel="hidden unit",
                      ylabel="example")  # fmt: skip
-gs = axes[0, 2].get_gridspec()
-for ax in axes[:, 2]:
+gs = axes[0, 3].get_gridspec()
+for ax in axes[:, 3]:
     ax.remove()
-ax_curve = fig.add_subplot(gs[:, 2])
+ax_curve = fig.add_subplot(gs[:, 3])
 for row, (name, r) in enumerate(inspect.items()):
     ax_curve.plot(r["losses"][:1000], color=f"C{row}", lw=0.6, label=name)
 ax_curve.axhline(np.log(V), ls="--", color="gray", label="log 27 (uniform guess)")

@@ -342,7 +342,8 @@ plt.show()
 # (nothing is ever erased), and their input gate $i_t$ is *not* selective: it stays at about the same
 # value at step 0 and during the noise. Right, the cell state of the top unit, one line per sequence
 # coloured by its symbol: from step 0 on the lines fan out by symbol and drift steadily up, down or
-# not at all, and the colours never mix. The symbol, once seen, sets the hidden state; the hidden state
+# not at all (two symbols may share a direction and part only slowly: one unit need not separate all four;
+# the other memory units do the rest). The symbol, once seen, sets the hidden state; the hidden state
 # feeds the candidate $g_t$, which then adds the *same* symbol-dependent amount at every step. The
 # noise only makes the lines wobble, and the forget gate near 1 lets the drift add up — a memory that
 # is rewritten at every step instead of written once.

@@ -247,8 +247,9 @@ print("EncoderBlock == bestiary.layers.transformer_block(norm='layernorm', mlp='
 # measure the entropy of its attention weights (ln 16 ≈ 2.8 = uniform over 16 positions, 0 = one-hot).
 #
 # **What to look for:** left, the two stacks *without* residuals lose what distinguishes the positions
-# (attention averages positions together, layer after layer, down to the floor of the plot) —
-# LayerNorm does not save them; the two residual stacks keep the positions distinct. Right, with
+# (attention averages positions together, layer after layer: to the floor of the plot without
+# LayerNorm, and orders of magnitude below the residual stacks with it) — LayerNorm does not save
+# them; the two residual stacks keep the positions distinct. Right, with
 # LayerNorm the attention entropy is the same flat line whatever the input size; without it, it sits
 # near uniform for small inputs and falls towards a one-hot choice for large ones.
 
