@@ -291,9 +291,9 @@ assert ours[0] == lib[0] and abs(ours[1] - lib[1]) < 1e-3
 #
 # **What to look for:** most beam bars are above the greedy bar (less negative: a sequence the
 # model finds more likely), and on average every width beats greedy. But beam search is a
-# heuristic, not an exact search: it can prune the very prefix greedy would have followed, so on
-# some prompts a beam scores *below* greedy, or a wider beam below a narrower one (the run counts
-# them under the figure). Beam search is a better *optimiser* of likelihood on average; the table
+# heuristic, not an exact search: it can prune the very prefix greedy would have followed, so a
+# beam *can* score below greedy on a prompt, or a wider beam below a narrower one (the run counts
+# how often that happened, under the figure; a better-trained model makes it rarer). Beam search is a better *optimiser* of likelihood on average; the table
 # below shows that the most likely text is often the dullest.
 
 # %%

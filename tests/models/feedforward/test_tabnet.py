@@ -53,6 +53,7 @@ def test_tabnet_prior_and_step_weights_follow_the_paper():
         eta.append(d.sum(1))
         a = h[:, c.d_model :]
     torch.testing.assert_close(out.logits, model.head(decision))
+    torch.testing.assert_close(out.step_weights, torch.stack(eta, dim=1))  # (B, n_steps): eta_b per step
     agg = sum(e[:, None] * out.masks[:, i] for i, e in enumerate(eta))
     torch.testing.assert_close(out.feature_importance, agg / agg.sum(1, keepdim=True))
 

@@ -62,12 +62,14 @@ class TabNetOutput:
     logits: (B, num_classes). masks: (B, n_steps, in_dim), each row on the simplex (sums to 1,
     mostly zeros). feature_importance: (B, in_dim), the masks weighted by how much each step
     contributed to the decision (sum of ReLU(d)), normalised to sum to 1 per row — the paper's
-    aggregate mask. sparsity_loss: scalar, mean entropy of the masks.
+    aggregate mask. step_weights: (B, n_steps), each step's contribution (the paper's eta_b).
+    sparsity_loss: scalar, mean entropy of the masks.
     """
 
     logits: torch.Tensor
     masks: torch.Tensor
     feature_importance: torch.Tensor
+    step_weights: torch.Tensor
     sparsity_loss: torch.Tensor
 
 
@@ -152,7 +154,7 @@ class AttentiveTransformer(nn.Module):
     input_kind="vector",
     tiny=dict(in_dim=4, num_classes=3, d_model=4, d_attention=4, n_steps=2, n_shared=1, n_independent=1),
     outputs="TabNetOutput(logits (B, num_classes), masks (B, n_steps, in_dim), "
-    "feature_importance (B, in_dim), sparsity_loss scalar)",
+    "feature_importance (B, in_dim), step_weights (B, n_steps), sparsity_loss scalar)",
 )
 class TabNet(nn.Module):
     eps = 1e-15  # inside log(M + eps): masks have exact zeros
@@ -218,6 +220,7 @@ class TabNet(nn.Module):
             logits=self.head(self.dropout(decision)),  # (B, num_classes)
             masks=masks,
             feature_importance=importance,
+            step_weights=weights.squeeze(-1),  # (B, n_steps)
             sparsity_loss=entropy / self.config.n_steps,
         )
 
