@@ -434,10 +434,12 @@ plt.show()
 # alike. We measure alikeness by the cosine similarity of two rows, and compare the trained table
 # with the random one it started from.
 #
-# **What to look for:** left, the trained table projected on its two principal directions: vowels
-# (red) lie on one side of the cloud. Right, the cosine similarities with the characters ordered
-# vowels first: the top-left vowel block is warmer than the vowel-consonant blocks beside it (the
-# averages are printed below the figure; at initialisation all three are near zero).
+# **What to look for:** left, the trained table projected on its two principal directions. Ten
+# numbers per character do not fit into two (the share of the variance the plot keeps is in its
+# title), so do not expect tight clusters; but the vowels (red) sit in the same part of the cloud.
+# Right, the cosine similarities with the characters ordered vowels first: the 5×5 vowel block at the
+# top left is on average warmer than the rest of the vowels' rows (the averages are printed below the
+# figure; at initialisation both are near zero).
 
 # %%
 VOWELS = [stoi[c] for c in "aeiou"]
@@ -457,13 +459,16 @@ def block_means(S):
 S_trained, S_init = cosine_table(params["C"]), cosine_table(init_mlp(np.random.default_rng(0))["C"])
 (vv, vc), (vv0, vc0) = block_means(S_trained), block_means(S_init)
 centred = params["C"] - params["C"].mean(0)
-xy = centred @ np.linalg.svd(centred, full_matrices=False)[2][:2].T  # (27, 2): the first two principal axes
+_, singular, axes_t = np.linalg.svd(centred, full_matrices=False)
+xy = centred @ axes_t[:2].T  # (27, 2): the first two principal axes
+kept = (singular[:2] ** 2).sum() / (singular**2).sum()
 order = VOWELS + [stoi["y"]] + CONSONANTS + [0]
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.5))
 for i, (x, y) in enumerate(xy):
     ax1.scatter(x, y, s=250, color="C3" if i in VOWELS else "lightgray")
     ax1.text(x, y, chars[i], ha="center", va="center", fontsize=10)
-ax1.set(title="Trained character embeddings (PCA of C)", xlabel="PC 1", ylabel="PC 2")
+ax1.set(title=f"Trained character embeddings (PCA of C, {kept:.0%} of the variance)", xlabel="PC 1",
+        ylabel="PC 2")  # fmt: skip
 im = ax2.imshow(S_trained[np.ix_(order, order)], cmap="RdBu_r", vmin=-1, vmax=1)
 ax2.set_xticks(range(V), [chars[i] for i in order])
 ax2.set_yticks(range(V), [chars[i] for i in order])
