@@ -153,8 +153,9 @@ print(f"MLP test accuracy after {EPOCHS_MLP} epochs: {mlp_acc:.3f}")
 # **What to look for:** the per-batch training loss (left, grey) is noisy — each batch is only 32
 # points — but its running mean falls quickly from ≈ 1.1 and levels off; it cannot reach 0 because
 # the clusters overlap. The test accuracy (right) starts wherever the random initial boundaries put it
-# — anywhere from 0 to 100 %; in our run far *below* chance, because the untrained network happens to
-# send each cluster to a wrong class — and jumps above 90 % within the first epoch (~19 steps), then barely moves: on
+# — anywhere from 0 to 100 %, even far *below* chance if the untrained network happens to send each
+# cluster to a wrong class (epoch 0 shows where this seed starts) — and jumps above 90 % within the
+# first epoch (600 / 32 ≈ 19 steps), then barely moves: on
 # a problem this simple, most of the learning happens early, and the remaining epochs only polish
 # the boundaries in the overlap zones.
 
