@@ -277,16 +277,23 @@ assert abs(loss_np - loss_t.item()) < 1e-12
 
 # %%
 MLP_STEPS = 6000 if QUICK else 60000
+
+
+def train_mlp(p, steps, seed=2):
+    """SGD on mini-batches of 64, in place; returns the per-step losses."""
+    losses, step_rng = [], np.random.default_rng(seed)
+    for step in tqdm(range(steps), desc="MLP"):
+        idx = step_rng.integers(0, len(Ytr), 64)
+        loss, grads = mlp_loss_and_grads(p, Xtr[idx], Ytr[idx])
+        lr = 0.1 if step < 0.75 * steps else 0.01
+        for k in p:
+            p[k] -= lr * grads[k]
+        losses.append(loss)
+    return losses
+
+
 params = init_mlp(np.random.default_rng(0))
-train_rng = np.random.default_rng(2)
-mlp_losses = []
-for step in tqdm(range(MLP_STEPS), desc="MLP"):
-    idx = train_rng.integers(0, len(Ytr), 64)
-    loss, grads = mlp_loss_and_grads(params, Xtr[idx], Ytr[idx])
-    lr = 0.1 if step < 0.75 * MLP_STEPS else 0.01
-    for k in params:
-        params[k] -= lr * grads[k]
-    mlp_losses.append(loss)
+mlp_losses = train_mlp(params, MLP_STEPS)
 
 
 def mlp_nll(p, X, Y):
@@ -357,18 +364,6 @@ def naive_init(rng):
         "W2": rng.standard_normal((HIDDEN, V)),
         "b2": rng.standard_normal(V),
     }
-
-
-def train_mlp(p, steps, seed=2):
-    losses, step_rng = [], np.random.default_rng(seed)
-    for step in range(steps):
-        idx = step_rng.integers(0, len(Ytr), 64)
-        loss, grads = mlp_loss_and_grads(p, Xtr[idx], Ytr[idx])
-        lr = 0.1 if step < 0.75 * steps else 0.01
-        for k in p:
-            p[k] -= lr * grads[k]
-        losses.append(loss)
-    return losses
 
 
 probe = Xtr[:1000], Ytr[:1000]  # a fixed batch to look at
