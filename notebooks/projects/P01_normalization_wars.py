@@ -264,12 +264,15 @@ print(f"the smallest normalised gradient is {grad_ratio:.0f}x the un-normalised 
 # large steps; InstanceNorm normalises each channel of each image on its own and so removes the
 # channel's overall level (how much "sleeve" an image has), which can be information; LayerNorm forces
 # all channels of an image to share one scale. Two contrasts are asserted in the Results, in both modes:
-# the dashed un-normalised baseline falls slowest (in quick mode it stays flat at ln 10 ≈ 2.3, its test
-# accuracy at chance), and BatchNorm's loss ends below LayerNorm's and GroupNorm's, which start slowest
-# of the four (in quick mode they end not far below the baseline). The printed line under the figure gives this run's final
-# losses. (InstanceNorm's place is not asserted: on this thin network it keeps up with BatchNorm in
-# quick mode.) If BatchNorm's test accuracy trails its training loss, the next section shows why. Compare too the time per step (the batch-independent norms are cheaper here, but not on
-# a GPU with fused BatchNorm kernels).
+# the dashed un-normalised baseline is the last to start: its loss stays flat at ln 10 ≈ 2.3 (test
+# accuracy at chance) through all of quick mode's 40 steps, and through the first quarter or more of
+# full mode's 800, while the norms fall (in quick mode only BatchNorm and InstanceNorm get far); given that long, it does start learning and ends
+# among the norms. And BatchNorm's loss ends below LayerNorm's and GroupNorm's, which start slowest of
+# the four. The printed lines under the figure give this run's losses at the quarter point and at the
+# end. (InstanceNorm's place is not asserted: on this thin network it keeps up with BatchNorm, and in
+# full mode ends lowest.) If BatchNorm's test accuracy trails its training loss, the next section shows
+# why. Compare too the time per step (the batch-independent norms are cheaper here, but not on a GPU
+# with fused BatchNorm kernels).
 
 # %%
 CONV_STEPS = 40 if QUICK else 800
@@ -298,6 +301,13 @@ time_per_step = {n: r.history[-1]["time_s"] / r.steps * 1e3 for n, r in curves.i
 print("ms per training step:", {n: round(t, 1) for n, t in time_per_step.items()})
 # the final training loss: the mean of the last 10 steps' losses (logged every 2 steps)
 final_loss = {n: float(np.mean([row["loss"] for row in r.history[-5:]])) for n, r in curves.items()}
+# the loss a quarter of the way in (quick mode: at the end, its whole run is that early), the same way
+EARLY = CONV_STEPS if QUICK else CONV_STEPS // 4
+early_loss = {
+    n: float(np.mean([row["loss"] for row in r.history if row["step"] <= EARLY][-5:]))
+    for n, r in curves.items()
+}
+print(f"training loss at step {EARLY}:", {n: round(v, 3) for n, v in early_loss.items()})
 print("final training loss:", {n: round(v, 3) for n, v in final_loss.items()}, f"(ln 10 = {np.log(10):.3f})")
 
 # %% [markdown]
@@ -462,10 +472,11 @@ if not QUICK:
 #
 # - the hand-derived BatchNorm backward matches autograd to 1e-10 (float64);
 # - **the baseline fails where the norms work**: at initialisation every normalised variant's gradient
-#   is more than **10x** the un-normalised network's (both modes); after training, in full mode the
-#   un-normalised network's final training loss is above every norm's, and above BatchNorm's by at least
-#   **0.1**; in quick mode it is still within **0.15 of ln 10** (it has barely started) while the best
-#   norm is at least **0.5** below it;
+#   is more than **10x** the un-normalised network's (both modes); a quarter of the way into full mode's
+#   run (step 200; in quick mode at its end, step 40) the un-normalised network's loss is still within
+#   **0.15 of ln 10** — it has not started — while the best norm (in full mode every norm) is at least
+#   **0.5** below it. (Given time it does start: in full mode it ends among the norms, so its final
+#   loss is not asserted.)
 # - **the ranking**: BatchNorm's final training loss is below LayerNorm's and GroupNorm's — by any margin
 #   in full mode (800 steps), by at least **0.3** in quick mode;
 # - every norm learns: in full mode each passes **70 %** test accuracy in the convergence run (in quick
@@ -491,12 +502,9 @@ print(f"gradient at init: normalised >= {grad_ratio:.0f}x un-normalised (bar 10)
 assert grad_ratio > 10, scale
 bn_margin = 0.3 if QUICK else 0.0
 assert final_loss["batch"] < min(final_loss["layer"], final_loss["group"]) - bn_margin, final_loss
-if QUICK:
-    assert final_loss[BASELINE] > np.log(10) - 0.15, final_loss
-    assert min(final_loss[n] for n in NORMS) < final_loss[BASELINE] - 0.5, final_loss
-else:
-    assert all(final_loss[BASELINE] > final_loss[n] for n in NORMS), final_loss
-    assert final_loss[BASELINE] > final_loss["batch"] + 0.1, final_loss
+assert early_loss[BASELINE] > np.log(10) - 0.15, early_loss
+assert (min if QUICK else max)(early_loss[n] for n in NORMS) < early_loss[BASELINE] - 0.5, early_loss
+if not QUICK:
     final = {norm: curves[norm].final_acc for norm in NORMS}
     assert min(final.values()) > 0.70, final
 assert bn_lag > 0.10 if QUICK else abs(bn_lag) < 0.03, bn_eval
