@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import charlm_cpu  # noqa: E402  (the setup we reuse: Run, race, our_run, val_loss, OUR_RECIPE)
 
 import bestiary  # noqa: E402
-from bestiary.data import tiny_shakespeare  # noqa: E402
+from bestiary.data import char_vocab, tiny_shakespeare, train_val_split  # noqa: E402
 from bestiary.train import adamw  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,11 +99,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     text = tiny_shakespeare()
-    chars = sorted(set(text))
-    stoi = {c: i for i, c in enumerate(chars)}
-    data = torch.tensor([stoi[c] for c in text], dtype=torch.uint8)
-    n_train = int(0.9 * len(data))
-    train, val = data[:n_train], data[n_train:]
+    chars = char_vocab(text)  # the sorted set of characters: the same ids as charlm_cpu's
+    train, val = train_val_split(chars.encode(text).to(torch.uint8))
     vocab = len(chars)
     load_before = os.getloadavg()
 
