@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import bestiary
-from bestiary.data import ArrayLoader, make_clusters, make_spirals
+from bestiary.data import ArrayLoader, cluster_centres, make_clusters, make_spirals
 from bestiary.models.feedforward.tabnet import tabnet_loss
 from bestiary.viz import plot_decision_regions
 
@@ -59,8 +59,7 @@ X_train, y_train = make_clusters(600, n_classes=3, dim=2, std=0.9, seed=0)
 X_test, y_test = make_clusters(600, n_classes=3, dim=2, std=0.9, seed=1)
 print("train", X_train.shape, X_train.dtype, "labels", np.bincount(y_train))
 print("test ", X_test.shape)
-angles = 2 * np.pi * np.arange(3) / 3
-centres = 2.0 * np.stack([np.cos(angles), np.sin(angles)], axis=1)  # (3, 2): how make_clusters places them
+centres = cluster_centres(3, 2, radius=2.0)  # (3, 2): the centres make_clusters drew around
 nearest_centre = np.linalg.norm(X_test[:, None] - centres[None], axis=-1).argmin(1)
 bayes_acc = float((nearest_centre == y_test).mean())
 print(f"the best possible rule (nearest true centre) gets {bayes_acc:.1%} of the test points right")

@@ -66,6 +66,18 @@ def test_clusters_are_separable_by_nearest_centre():
     assert abs(float((X - centres[y]).std()) - 0.2) < 0.03
 
 
+@pytest.mark.parametrize("dim", [2, 5])
+def test_cluster_centres_are_the_centres_make_clusters_draws_around(dim):
+    X, y = S.make_clusters(4000, 4, dim=dim, std=0.5, radius=3.0, seed=7)
+    centres = S.cluster_centres(4, dim, radius=3.0, seed=7)
+    class_means = np.stack([X[y == c].mean(0) for c in range(4)])  # 1,000 points each: std/sqrt(1000)
+    np.testing.assert_allclose(class_means, centres, atol=0.08)
+    np.testing.assert_allclose(np.linalg.norm(centres, axis=1), 3.0)
+    if dim == 2:  # evenly spaced on the circle, the first at angle 0
+        angles = 2 * np.pi * np.arange(4) / 4
+        np.testing.assert_allclose(centres, 3.0 * np.stack([np.cos(angles), np.sin(angles)], 1))
+
+
 def test_moons_lie_on_their_half_circles_without_noise():
     X, y = S.make_moons(200, noise=0.0, seed=0)
     upper, lower = X[y == 0], X[y == 1]

