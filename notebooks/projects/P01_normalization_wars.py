@@ -37,6 +37,7 @@ from bestiary.data.augment import Augment
 from bestiary.vision import (
     FASHION_MNIST_MEAN,
     FASHION_MNIST_STD,
+    accuracy_of,
     fit_classifier,
     image_batch,
     replace_batchnorm,
@@ -331,8 +332,9 @@ print("final training loss:", {n: round(v, 3) for n, v in final_loss.items()}, f
 
 # %%
 @torch.no_grad()
-def test_accuracy(model: torch.nn.Module, *, batch_stats: bool = False) -> float:
-    model.train(batch_stats)  # train mode: BatchNorm uses each batch's statistics
+def batch_stats_accuracy(model: torch.nn.Module) -> float:
+    """Test accuracy with each test batch of 32 normalised by its own statistics (train mode, on a copy)."""
+    model = copy.deepcopy(model).train()  # a copy: train-mode forwards would update the running averages
     x = ((x_test - FASHION_MNIST_MEAN) / FASHION_MNIST_STD).to(DEVICE)
     predictions = torch.cat([model(x[i : i + 32]).argmax(1) for i in range(0, len(x), 32)])
     return float((predictions.cpu() == y_test).float().mean())
@@ -352,10 +354,11 @@ def recalibrate(model: torch.nn.Module, n_images: int = 640) -> torch.nn.Module:
     return model
 
 
+test_set = dict(x=x_test.to(DEVICE), y=y_test.to(DEVICE), mean=FASHION_MNIST_MEAN, std=FASHION_MNIST_STD)
 bn_eval = {
-    "running averages (eval mode)": test_accuracy(models["batch"]),
-    "each test batch's statistics": test_accuracy(copy.deepcopy(models["batch"]), batch_stats=True),
-    "recalibrated running averages": test_accuracy(recalibrate(models["batch"])),
+    "running averages (eval mode)": accuracy_of(models["batch"], **test_set),
+    "each test batch's statistics": batch_stats_accuracy(models["batch"]),
+    "recalibrated running averages": accuracy_of(recalibrate(models["batch"]), **test_set),
 }
 for way, acc in bn_eval.items():
     print(f"BatchNorm network after {CONV_STEPS} steps, {way:30s} test accuracy {100 * acc:.1f} %")
@@ -363,9 +366,9 @@ bn_lag = bn_eval["recalibrated running averages"] - bn_eval["running averages (e
 
 # %% [markdown]
 # The same network, three accuracies: the gap between the first and the third comes from the
-# normalisation statistics alone (the weights are identical): the running averages' lag. After 40 quick-mode steps it is large; after full
-# mode's 800 steps the weights move slowly and the averages have caught up, so the gap is small (both
-# asserted below).
+# normalisation statistics alone (the weights are identical): the running averages' lag. After 40
+# quick-mode steps it is large; after full mode's 800 steps the weights move slowly and the averages
+# have caught up, so the gap is small (both asserted below).
 
 # %% [markdown]
 # ## Stability: learning rate and batch size (full mode only)
